@@ -1,0 +1,3 @@
+from medcurate.cli import main
+
+main()

@@ -1,0 +1,136 @@
+"""``medcurate build``, ``medcurate datasets …`` and ``medcurate steps``."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from medcurate.console import RichProgress, console, print_build_summary, store_option
+from medcurate.errors import MedcurateError
+
+
+@click.command("build")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@store_option
+def build_command(recipe, store):
+    """Run RECIPE (YAML) and publish an immutable dataset version."""
+    from medcurate.build import build
+    from medcurate.recipe import load_recipe
+
+    result = build(load_recipe(recipe), store=store, progress=RichProgress)
+    print_build_summary(result.manifest, str(result.version.path))
+
+
+@click.command("steps")
+def steps_command():
+    """List the registered source formats and steps with the columns they read and write."""
+    from medcurate.pipeline import source_formats, steps
+
+    click.echo("source formats:")
+    for name, info in source_formats().items():
+        click.echo(f"  {name:<22} {info.doc.splitlines()[0] if info.doc else ''}")
+    click.echo("steps:")
+    for name, info in steps().items():
+        reads = ", ".join(info.reads) or "-"
+        writes = ", ".join(info.writes) or "-"
+        click.echo(f"  {name:<22} reads [{reads}] writes [{writes}]  {info.doc.splitlines()[0] if info.doc else ''}")
+
+
+@click.group("datasets")
+def datasets_group():
+    """List, inspect, compare, export and validate dataset versions."""
+
+
+@datasets_group.command("list")
+@store_option
+def list_command(store):
+    """Every dataset in the store with its versions (newest last)."""
+    from medcurate.store import list_datasets, resolve
+
+    found = list_datasets(store)
+    if not found:
+        click.echo("no datasets")
+        return
+    for name, publications in found.items():
+        seen = []
+        for entry in publications:
+            if entry["version"] not in seen:
+                seen.append(entry["version"])
+        for version in seen:
+            manifest = resolve(f"{name}@{version}", store).manifest
+            splits = " ".join(f"{s}={n}" for s, n in manifest["counts"]["splits"].items())
+            latest = "  (latest)" if version == publications[-1]["version"] else ""
+            click.echo(f"{name}@{version}  {manifest['kind']:<12} {splits}{latest}")
+
+
+@datasets_group.command("show")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
+@store_option
+def show_command(ref, as_json, store):
+    """Show a version's manifest summary (NAME[@VERSION], default latest) and verify its files."""
+    from medcurate.store import resolve, verify
+
+    version = resolve(ref, store)
+    manifest = version.manifest
+    if as_json:
+        click.echo(json.dumps(manifest, ensure_ascii=False, indent=2))
+        return
+    counts = manifest["counts"]
+    click.echo(f"{version.ref}  kind={manifest['kind']}  path={version.path}")
+    click.echo(f"records read: {counts['inputs_read']}  rows written: {counts['rows_written']}")
+    click.echo("splits: " + ", ".join(f"{s}={n}" for s, n in counts["splits"].items()))
+    for source in manifest["sources"]:
+        click.echo(f"source {source['name']}: {source['file']} ({source['format']}) sha256={source['sha256']}")
+    if counts["filtered"]:
+        click.echo("filtered: " + ", ".join(f"{k}={v}" for k, v in counts["filtered"].items()))
+    if counts["rejects"]:
+        click.echo("rejects: " + ", ".join(f"{k}={v}" for k, v in counts["rejects"].items()))
+    problems = verify(version, store)
+    click.echo("verified: files and counts match the manifest" if not problems else "PROBLEMS:\n  " + "\n  ".join(problems))
+    if problems:
+        raise SystemExit(1)
+
+
+@datasets_group.command("diff")
+@click.argument("first")
+@click.argument("second")
+@store_option
+def diff_command(first, second, store):
+    """Compare two versions: sources, recipe, counts and rows added/removed per split."""
+    from medcurate.diff import diff_versions
+
+    click.echo(diff_versions(first, second, store))
+
+
+@datasets_group.command("export")
+@click.argument("ref")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "alpaca", "sharegpt", "trl"]), required=True)
+@click.option("--out", "out", type=click.Path(file_okay=False), required=True)
+@store_option
+def export_command(ref, fmt, out, store):
+    """Export a version for other tools (LLaMA-Factory's alpaca/sharegpt, TRL, plain JSONL)."""
+    from medcurate.export import export_version
+
+    written = export_version(ref, fmt, out, store=store)
+    for path in written:
+        click.echo(str(path))
+
+
+@datasets_group.command("validate")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--kind", "kind", type=click.Choice(["instruction", "conversation", "ehr", "preference", "alpaca",
+                                                   "sharegpt", "auto"]), default="auto", show_default=True)
+@click.option("--encoding", default=None, help="File encoding (default UTF-8 with BOM detection).")
+def validate_command(path, kind, encoding):
+    """Check a JSONL/JSON/CSV/Parquet file against a row kind; every problem as file:line:field."""
+    from medcurate.validate import validate_file
+
+    report = validate_file(path, kind=kind, encoding=encoding)
+    for problem in report.problems:
+        click.echo(problem)
+    summary = f"{path}: {report.rows} rows checked as {report.kind}, {len(report.problems)} problem(s)"
+    if report.problems:
+        console.print(summary)
+        raise SystemExit(1)
+    click.echo(summary)

@@ -1,0 +1,269 @@
+"""Registries of source formats and steps, and the ledger that keeps every record accounted for.
+
+A recipe names source formats and steps; both are looked up here by name, the way
+Data-Juicer composes operators. A *source format* turns one raw record (a JSONL line,
+a CSV row, a JSON-array element) into zero or more rows; a *step* turns a list of rows
+into a list of rows. Neither may lose a record silently: everything that is not
+passed on is declared through the context as dropped by a named filter, rejected with
+a reason, or merged into another row, and the runner checks the arithmetic.
+
+Plug-in modules (KG, de-identification, EHR, CMedINS, mixing, annotation) register
+with the decorators below; they are imported lazily on the first lookup and must not
+import torch.
+"""
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from medcurate.errors import ConservationError, MedcurateError
+
+PLUGIN_MODULES = (
+    "medcurate.sources",
+    "medcurate.steps.core",
+    "medcurate.kg.steps",
+    "medcurate.deid.steps",
+    "medcurate.ehr.steps",
+    "medcurate.cmedins.steps",
+    "medcurate.mixing.steps",
+    "medcurate.annotate.steps",
+)
+
+Row = dict[str, Any]
+
+
+class RecordError(Exception):
+    """Raised by a source parser or a step for one bad record: it becomes a reject, not a crash.
+
+    The message must not contain record text (it lands in rejects.jsonl).
+    """
+
+    def __init__(self, reason: str, field: str | None = None):
+        self.reason = reason
+        self.field = field
+        super().__init__(reason)
+
+
+@dataclass
+class Reject:
+    reason: str
+    step: str
+    source: str | None = None
+    file: str | None = None
+    line: int | None = None
+    field: str | None = None
+    id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if value is not None}
+
+    @property
+    def reason_key(self) -> str:
+        """The reason without per-record detail, for counting by reason."""
+        return self.reason.split(":", 1)[0].strip()
+
+
+@dataclass
+class StageLedger:
+    """Counts of one stage (a source or a step). ``created``/``merged`` are declared by the stage."""
+
+    stage: str
+    rows_in: int = 0
+    rows_out: int = 0
+    created: int = 0
+    merged: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)
+
+    def balance(self) -> int:
+        """Zero when the stage's arithmetic holds: in - dropped - rejected - merged + created = out."""
+        return (self.rows_in - sum(self.dropped.values()) - sum(self.rejected.values())
+                - self.merged + self.created - self.rows_out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "created": self.created,
+            "merged": self.merged,
+            "dropped": dict(sorted(self.dropped.items())),
+            "rejected": dict(sorted(self.rejected.items())),
+        }
+
+    def check(self) -> None:
+        gap = self.balance()
+        if gap:
+            verb = "lost" if gap > 0 else "invented"
+            raise ConservationError(
+                f"stage {self.stage!r} {verb} {abs(gap)} row(s): in={self.rows_in} out={self.rows_out} "
+                f"dropped={sum(self.dropped.values())} rejected={sum(self.rejected.values())} "
+                f"merged={self.merged} created={self.created}")
+
+
+class StepContext:
+    """What a source parser or step may use besides its rows: where files are, the seed,
+    and the ledger through which it declares drops, rejects, merges and new rows."""
+
+    def __init__(self, stage: str, *, base_dir: Path, store: Path, seed: int,
+                 rejects: list[Reject], card: "CardContributions"):
+        self.stage = stage
+        self.base_dir = base_dir
+        self.store = store
+        self.seed = seed
+        self.ledger = StageLedger(stage)
+        self._rejects = rejects
+        self.card = card
+
+    def resolve_path(self, path: str | Path) -> Path:
+        """A path from the recipe, relative to the recipe's folder."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate)
+
+    def drop(self, row: Row | None, filter_name: str, count: int = 1) -> None:
+        """A row removed on purpose by a named filter (duplicates, too short, no template …)."""
+        self.ledger.dropped[filter_name] += count
+
+    def reject(self, row: Row | None, reason: str, field: str | None = None) -> None:
+        """A row that cannot be used, kept in rejects.jsonl with its location and reason."""
+        source = (row or {}).get("source") or {}
+        self._rejects.append(Reject(reason=reason, step=self.stage, source=source.get("name"),
+                                    file=source.get("file"), line=source.get("line"), field=field,
+                                    id=(row or {}).get("id")))
+        self.ledger.rejected[Reject(reason, self.stage).reason_key] += 1
+
+    def created(self, count: int = 1) -> None:
+        """Declare rows made in addition to the ones received (one record -> several rows)."""
+        self.ledger.created += count
+
+    def merged(self, count: int = 1) -> None:
+        """Declare rows folded into other rows (several records -> one row)."""
+        self.ledger.merged += count
+
+
+@dataclass
+class CardContributions:
+    """What steps add to the manifest's ``stats`` and to the dataset card."""
+
+    stats: dict[str, Any] = field(default_factory=dict)
+    sections: list[tuple[str, str]] = field(default_factory=list)
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+
+    def add_section(self, title: str, markdown: str) -> None:
+        self.sections.append((title, markdown))
+
+    def add_artifact(self, relative_path: str, content: bytes) -> None:
+        """A file published inside the version folder (e.g. ``figures/tasks.png``)."""
+        self.artifacts[relative_path] = content
+
+
+SourceParser = Callable[[Row, "SourceSpec", StepContext], Iterable[Row]]
+StepFunction = Callable[..., list[Row]]
+
+
+@dataclass(frozen=True)
+class SourceFormat:
+    name: str
+    parse: SourceParser | None
+    file_format: str
+    doc: str
+    default_encoding: str | None = None
+    reader: Callable[["SourceSpec", StepContext], Iterable[Row]] | None = None
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    name: str
+    function: StepFunction
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    doc: str
+
+
+@dataclass
+class SourceSpec:
+    """One entry of a recipe's ``sources`` list, resolved."""
+
+    name: str
+    path: str
+    format: str
+    encoding: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    resolved_path: Path | None = None
+    sha256: str | None = None
+
+
+_SOURCE_FORMATS: dict[str, SourceFormat] = {}
+_STEPS: dict[str, StepInfo] = {}
+_loaded = False
+
+
+def register_source(name: str, *, file_format: str, doc: str, default_encoding: str | None = None):
+    """Register a parser ``(raw_record, spec, ctx) -> iterable of rows`` for a source format.
+
+    ``file_format`` is how the file is split into raw records (jsonl, json, csv, tsv, parquet).
+    Raise ``RecordError`` for a bad record; return nothing only after ``ctx.drop``.
+    """
+    def decorator(function: SourceParser) -> SourceParser:
+        _SOURCE_FORMATS[name] = SourceFormat(name, function, file_format, (function.__doc__ or doc).strip(),
+                                             default_encoding)
+        return function
+    return decorator
+
+
+def register_source_reader(name: str, *, doc: str):
+    """Register a whole-source reader ``(spec, ctx) -> iterable of rows`` for inputs that are not
+    record files (a published dataset version, a directory). It counts its own records in ctx.ledger."""
+    def decorator(function):
+        _SOURCE_FORMATS[name] = SourceFormat(name, None, "", doc.strip(), None, function)
+        return function
+    return decorator
+
+
+def register_step(name: str, *, reads: Iterable[str] = (), writes: Iterable[str] = (), doc: str | None = None):
+    """Register a step ``(rows, ctx, **params) -> rows``; its docstring documents it."""
+    def decorator(function: StepFunction) -> StepFunction:
+        _STEPS[name] = StepInfo(name, function, tuple(reads), tuple(writes),
+                                (doc or function.__doc__ or "").strip())
+        return function
+    return decorator
+
+
+def _load_plugins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in PLUGIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def source_formats() -> dict[str, SourceFormat]:
+    _load_plugins()
+    return dict(sorted(_SOURCE_FORMATS.items()))
+
+
+def steps() -> dict[str, StepInfo]:
+    _load_plugins()
+    return dict(sorted(_STEPS.items()))
+
+
+def get_source_format(name: str) -> SourceFormat:
+    formats = source_formats()
+    if name not in formats:
+        raise MedcurateError(f"unknown source format {name!r}; known: {', '.join(formats)}", field="format")
+    return formats[name]
+
+
+def get_step(name: str) -> StepInfo:
+    known = steps()
+    if name not in known:
+        raise MedcurateError(f"unknown step {name!r}; known steps: {', '.join(known)}", field="steps")
+    return known[name]

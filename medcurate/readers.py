@@ -1,0 +1,211 @@
+"""Reading raw record files (JSONL, JSON arrays, CSV/TSV, Parquet) with their line numbers.
+
+Chinese sources come in UTF-8, UTF-8 with a BOM, GBK or GB18030 and with CRLF line
+ends; the encoding is honoured as given and a BOM is detected. Every record comes
+out with the line it starts on, and a malformed record becomes a ``Malformed``
+item (file, line, field, reason) instead of an exception, so callers can write it to
+rejects and keep going. Unreadable, empty or wrongly-encoded files raise a
+``MedcurateError`` naming the file and line.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from medcurate.errors import MedcurateError
+
+FORMATS = ("jsonl", "json", "csv", "tsv", "parquet")
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    line: int
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Malformed:
+    line: int
+    reason: str
+    field: str | None = None
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def guess_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix in ("jsonl", "ndjson"):
+        return "jsonl"
+    if suffix in FORMATS:
+        return suffix
+    if suffix == "txt":
+        return "tsv"
+    raise MedcurateError(f"cannot tell the format from the extension {suffix!r}; give format: "
+                         f"one of {', '.join(FORMATS)}", file=str(path))
+
+
+def read_text(path: str | Path, encoding: str | None = None) -> str:
+    """Decode a whole file, honouring a BOM, with an error naming the line of a bad byte."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise MedcurateError("file not found", file=str(path)) from None
+    except OSError as exc:
+        raise MedcurateError(f"cannot read file: {exc.strerror}", file=str(path)) from None
+    if not raw.strip():
+        raise MedcurateError("file is empty", file=str(path))
+    chosen = (encoding or "utf-8").lower()
+    for bom, bom_encoding in _BOMS:
+        if raw.startswith(bom):
+            if chosen in ("utf-8", "utf8", "utf-8-sig", "auto") or bom_encoding == "utf-16":
+                chosen = bom_encoding
+            break
+    candidates = ["utf-8", "gb18030"] if chosen == "auto" else [chosen]
+    for candidate in candidates:
+        try:
+            return raw.decode(candidate)
+        except LookupError:
+            raise MedcurateError(f"unknown encoding {candidate!r}", file=str(path), field="encoding") from None
+        except UnicodeDecodeError as exc:
+            if candidate != candidates[-1]:
+                continue
+            line = raw[: exc.start].count(b"\n") + 1
+            hint = " (Chinese sources are often GBK/GB18030: set `encoding: gb18030`)" if candidate.startswith("utf") else ""
+            raise MedcurateError(f"bytes are not valid {candidate}{hint}", file=str(path), line=line) from None
+    raise AssertionError("unreachable")
+
+
+def iter_records(path: str | Path, fmt: str | None = None, encoding: str | None = None,
+                 delimiter: str | None = None) -> Iterator[RawRecord | Malformed]:
+    """Yield every record of a file with its line number, or a ``Malformed`` marker."""
+    fmt = fmt or guess_format(path)
+    if fmt == "parquet":
+        yield from _iter_parquet(Path(path))
+        return
+    text = read_text(path, encoding)
+    if fmt == "jsonl":
+        yield from _iter_jsonl(text)
+    elif fmt == "json":
+        yield from _iter_json_array(text, str(path))
+    elif fmt in ("csv", "tsv"):
+        yield from _iter_csv(text, delimiter or ("\t" if fmt == "tsv" else ","), str(path))
+    else:
+        raise MedcurateError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}",
+                             file=str(path), field="format")
+
+
+def _iter_jsonl(text: str) -> Iterator[RawRecord | Malformed]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Malformed(number, f"malformed JSON: {exc.msg} at column {exc.colno}")
+            continue
+        if not isinstance(value, dict):
+            yield Malformed(number, f"not an object: expected a JSON object, got {type(value).__name__}")
+            continue
+        yield RawRecord(number, value)
+
+
+def _iter_json_array(text: str, path: str) -> Iterator[RawRecord | Malformed]:
+    """Walk a (pretty-printed) JSON array element by element, keeping each element's line."""
+    decoder = json.JSONDecoder()
+    stripped = text.lstrip("\ufeff \t\r\n")
+    offset = len(text) - len(stripped)
+    if stripped.startswith("{"):
+        try:
+            value, end = decoder.raw_decode(text, offset)
+        except json.JSONDecodeError as exc:
+            raise MedcurateError(f"malformed JSON: {exc.msg}", file=path, line=exc.lineno) from None
+        if text[end:].strip():
+            yield from _iter_jsonl(text)
+            return
+        yield RawRecord(text.count("\n", 0, offset) + 1, value)
+        return
+    if not stripped.startswith("["):
+        raise MedcurateError("expected a JSON array or object", file=path, line=text.count("\n", 0, offset) + 1)
+    position = offset + 1
+    line = text.count("\n", 0, position) + 1
+    length = len(text)
+    while True:
+        while position < length and text[position] in " \t\r\n,":
+            if text[position] == "\n":
+                line += 1
+            position += 1
+        if position >= length:
+            raise MedcurateError("JSON array is not closed", file=path, line=line)
+        if text[position] == "]":
+            return
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            raise MedcurateError(f"malformed JSON: {exc.msg}", file=path, line=exc.lineno) from None
+        if isinstance(value, dict):
+            yield RawRecord(line, value)
+        else:
+            yield Malformed(line, f"not an object: expected a JSON object, got {type(value).__name__}")
+        line += text.count("\n", position, end)
+        position = end
+
+
+def _iter_csv(text: str, delimiter: str, path: str) -> Iterator[RawRecord | Malformed]:
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise MedcurateError("file has no header row", file=path, line=1) from None
+    except csv.Error as exc:
+        raise MedcurateError(f"malformed CSV header: {exc}", file=path, line=1) from None
+    names = [name.strip() for name in header]
+    keep = [i for i, name in enumerate(names) if name]
+    if not keep:
+        raise MedcurateError("header row has no column names", file=path, line=1)
+    start = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield Malformed(start, f"malformed CSV row: {exc}")
+            start = reader.line_num + 1
+            continue
+        if not cells or all(not cell.strip() for cell in cells):
+            start = reader.line_num + 1
+            continue
+        if len(cells) < len(names) or any(cell.strip() for cell in cells[len(names):]):
+            yield Malformed(start, f"wrong field count: expected {len(names)}, got {len(cells)}")
+            start = reader.line_num + 1
+            continue
+        record = {names[i]: cells[i] for i in keep}
+        yield RawRecord(start, record)
+        start = reader.line_num + 1
+
+
+def _iter_parquet(path: Path) -> Iterator[RawRecord | Malformed]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError:
+        raise MedcurateError("file not found", file=str(path)) from None
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        raise MedcurateError(f"cannot read Parquet: {exc}", file=str(path)) from None
+    for index, row in enumerate(table.to_pylist(), start=1):
+        yield RawRecord(index, row)

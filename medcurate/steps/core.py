@@ -1,0 +1,115 @@
+"""General-purpose steps: renaming, required fields, length filters, de-duplication,
+sampling and the instruction -> messages conversion.
+
+Each step documents the columns it reads and writes; drops are counted under the
+step's filter name, rejects under their reason.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+
+from medcurate.pipeline import Row, StepContext, register_step
+from medcurate.schemas import canonical_json
+
+
+@register_step("rename", reads=("*",), writes=("*",))
+def rename(rows: list[Row], ctx: StepContext, columns: dict[str, str]) -> list[Row]:
+    """Rename columns: ``columns: {old_name: new_name}``."""
+    for row in rows:
+        for old, new in columns.items():
+            if old in row:
+                row[new] = row.pop(old)
+    return rows
+
+
+@register_step("set_fields", writes=("*",))
+def set_fields(rows: list[Row], ctx: StepContext, values: dict, overwrite: bool = False) -> list[Row]:
+    """Give every row constant values (``values: {task: kg_qa}``), keeping existing ones unless ``overwrite``."""
+    for row in rows:
+        for key, value in values.items():
+            if overwrite or row.get(key) in (None, ""):
+                row[key] = value
+    return rows
+
+
+@register_step("require", reads=("*",))
+def require(rows: list[Row], ctx: StepContext, fields: list[str]) -> list[Row]:
+    """Reject rows whose listed fields are missing or blank (reason ``missing field``)."""
+    kept = []
+    for row in rows:
+        missing = next((f for f in fields if row.get(f) is None or (isinstance(row.get(f), str) and not row[f].strip())), None)
+        if missing:
+            ctx.reject(row, f"missing field: {missing}", missing)
+        else:
+            kept.append(row)
+    return kept
+
+
+@register_step("strip_text", reads=("*",), writes=("*",))
+def strip_text(rows: list[Row], ctx: StepContext, fields: list[str]) -> list[Row]:
+    """Trim whitespace (and stray BOM characters) around the listed text fields."""
+    for row in rows:
+        for name in fields:
+            if isinstance(row.get(name), str):
+                row[name] = row[name].replace("\ufeff", "").strip()
+    return rows
+
+
+@register_step("filter_length", reads=("*",))
+def filter_length(rows: list[Row], ctx: StepContext, field: str, min: int = 0, max: int | None = None) -> list[Row]:
+    """Drop rows whose ``field`` is shorter than ``min`` or longer than ``max`` characters
+    (filter name ``too_short:<field>`` / ``too_long:<field>``)."""
+    kept = []
+    for row in rows:
+        length = len(str(row.get(field) or ""))
+        if length < min:
+            ctx.drop(row, f"too_short:{field}")
+        elif max is not None and length > max:
+            ctx.drop(row, f"too_long:{field}")
+        else:
+            kept.append(row)
+    return kept
+
+
+@register_step("dedupe", reads=("*",))
+def dedupe(rows: list[Row], ctx: StepContext, fields: list[str]) -> list[Row]:
+    """Drop exact duplicates on the listed fields, keeping the first (filter name ``duplicate``)."""
+    seen: set[str] = set()
+    kept = []
+    for row in rows:
+        key = hashlib.sha1(canonical_json([row.get(f) for f in fields]).encode("utf-8")).hexdigest()
+        if key in seen:
+            ctx.drop(row, "duplicate")
+        else:
+            seen.add(key)
+            kept.append(row)
+    return kept
+
+
+@register_step("sample", reads=("*",))
+def sample(rows: list[Row], ctx: StepContext, n: int, seed: int | None = None) -> list[Row]:
+    """Keep a seeded random sample of ``n`` rows in their original order (filter name ``sampled_out``)."""
+    if len(rows) <= n:
+        return rows
+    chosen = set(random.Random(ctx.seed if seed is None else seed).sample(range(len(rows)), n))
+    ctx.drop(None, "sampled_out", len(rows) - n)
+    return [row for index, row in enumerate(rows) if index in chosen]
+
+
+def instruction_to_messages(row: Row, system: str | None = None) -> list[dict[str, str]]:
+    """The chat form of an instruction row: the instruction and query as one user turn."""
+    user = row["instruction"].strip()
+    if row.get("query"):
+        user = f"{user}\n{row['query'].strip()}"
+    messages = [{"role": "system", "content": system}] if system else []
+    return messages + [{"role": "user", "content": user}, {"role": "assistant", "content": row["answer"]}]
+
+
+@register_step("to_messages", reads=("instruction", "query", "answer"), writes=("messages",))
+def to_messages(rows: list[Row], ctx: StepContext, system: str | None = None) -> list[Row]:
+    """Turn instruction rows into conversation rows (``messages``); other columns stay."""
+    for row in rows:
+        if "messages" not in row:
+            row["messages"] = instruction_to_messages(row, system)
+    return rows
