@@ -122,7 +122,8 @@ def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) 
         return list(source_format.reader(spec, ctx))
     path = ctx.resolve_path(spec.path)
     if not path.exists():
-        raise MedcurateError("source file not found", file=str(spec.path), field=f"sources.{spec.name}.path")
+        raise MedcurateError(f"source file not found (looked for {path})", file=str(spec.path),
+                             field=f"sources.{spec.name}.path")
     if path.is_dir():
         raise MedcurateError("source path is a folder, expected a file", file=str(spec.path))
     spec.resolved_path = path

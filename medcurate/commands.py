@@ -58,7 +58,7 @@ def list_command(store):
                 seen.append(entry["version"])
         for version in seen:
             manifest = resolve(f"{name}@{version}", store).manifest
-            splits = " ".join(f"{s}={n}" for s, n in manifest["counts"]["splits"].items())
+            splits = " ".join(f"{s}={manifest['counts']['splits'][s]}" for s in manifest["splits"])
             latest = "  (latest)" if version == publications[-1]["version"] else ""
             click.echo(f"{name}@{version}  {manifest['kind']:<12} {splits}{latest}")
 
@@ -79,7 +79,7 @@ def show_command(ref, as_json, store):
     counts = manifest["counts"]
     click.echo(f"{version.ref}  kind={manifest['kind']}  path={version.path}")
     click.echo(f"records read: {counts['inputs_read']}  rows written: {counts['rows_written']}")
-    click.echo("splits: " + ", ".join(f"{s}={n}" for s, n in counts["splits"].items()))
+    click.echo("splits: " + ", ".join(f"{s}={counts['splits'][s]}" for s in manifest["splits"]))
     for source in manifest["sources"]:
         click.echo(f"source {source['name']}: {source['file']} ({source['format']}) sha256={source['sha256']}")
     if counts["filtered"]:

@@ -52,8 +52,8 @@ def print_build_summary(manifest: dict[str, Any], path: str) -> None:
     table.add_column("what")
     table.add_column("rows", justify="right")
     table.add_row("records read", str(counts["inputs_read"]))
-    for split, number in counts["splits"].items():
-        table.add_row(f"split {split}", str(number))
+    for split in manifest["splits"]:
+        table.add_row(f"split {split}", str(counts["splits"][split]))
     for name, number in counts["filtered"].items():
         table.add_row(f"filtered: {name}", str(number))
     for reason, number in counts["rejects"].items():
