@@ -327,15 +327,17 @@ def check_counts(counts: dict[str, Any]) -> None:
     if written != flowing or written != counts.get("rows_written"):
         raise ConservationError(f"rows written {counts.get('rows_written')} / per split {written} differ from the "
                                 f"{flowing} rows the last stage passed on")
-    totals: dict[str, int] = {}
-    for stage in stages:
-        for reason, number in stage["rejected"].items():
-            totals[reason] = totals.get(reason, 0) + number
+    totals = _sum_by_name(stages, "rejected")
     if totals != counts.get("rejects", {}):
         raise ConservationError(f"rejects by reason {counts.get('rejects')} differ from the stages' {totals}")
-    filtered: dict[str, int] = {}
-    for stage in stages:
-        for name, number in stage["dropped"].items():
-            filtered[name] = filtered.get(name, 0) + number
+    filtered = _sum_by_name(stages, "dropped")
     if filtered != counts.get("filtered", {}):
         raise ConservationError(f"filtered rows {counts.get('filtered')} differ from the stages' {filtered}")
+
+
+def _sum_by_name(stages: list[dict[str, Any]], key: str) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for stage in stages:
+        for name, number in stage[key].items():
+            totals[name] = totals.get(name, 0) + number
+    return totals
