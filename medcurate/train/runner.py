@@ -225,6 +225,8 @@ def run_training(stage: str, recipe: str, model_path: str | Path, data: str, out
 
     trainer = _make_trainer(stage, str(model_path), adapter, config, quantization, peft_config, tokenizer,
                             train_data, eval_data, [MetricsWriter.create(out / METRICS_FILE)])
+    lineage["base_model"]["loaded_in_4bit"] = any(type(m).__name__ == "Linear4bit" for m in trainer.model.modules())
+    _write_json(out / LINEAGE_FILE, lineage)
     train_output = trainer.train()
     final_dir = out / (MODEL_DIR if peft_config is None and adapter is None else ADAPTER_DIR)
     trainer.save_model(str(final_dir))
