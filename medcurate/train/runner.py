@@ -174,10 +174,21 @@ class MetricsWriter:
         return _Writer()
 
 
-def run_training(stage: str, recipe: str, model_path: str | Path, data: str, out: str | Path,
-                 store: str | Path | None = None, adapter: str | Path | None = None,
-                 overrides: list[str] | None = None) -> RunResult:
-    """Train one stage and write the run directory: weights, lineage.json, metrics.jsonl, recipe.yaml, README.md."""
+@dataclass
+class PreparedRun:
+    """Everything set up for one stage, before ``trainer.train()``: tests and benchmarks inspect it."""
+
+    trainer: Any
+    tokenizer: Any
+    lineage: dict[str, Any]
+    run_dir: Path
+    output_dir: Path
+
+
+def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out: str | Path,
+                store: str | Path | None = None, adapter: str | Path | None = None,
+                overrides: list[str] | None = None) -> PreparedRun:
+    """Resolve the recipe, load and check the data, build the TRL trainer, write the starting lineage."""
     import peft
     import torch
     import transformers
@@ -199,14 +210,14 @@ def run_training(stage: str, recipe: str, model_path: str | Path, data: str, out
     config = build_trl_config(resolved, out, eval_data is not None, device)
     quantization = quantization_config(resolved, device)
     peft_config = lora_config(resolved)
+    recipe_as_run = resolved_without_private(resolved)
 
     lineage: dict[str, Any] = {
         "stage": stage,
         "dataset": {"ref": version.ref, "name": version.name, "version": version.version,
                     "kind": version.manifest["kind"], "manifest_sha256": version.manifest_sha256(),
                     "train_rows": len(train_data), "eval_rows": len(eval_data) if eval_data is not None else 0},
-        "recipe": {"source": str(recipe_path), "overrides": list(overrides or []),
-                   "resolved": resolved_without_private(resolved)},
+        "recipe": {"source": str(recipe_path), "overrides": list(overrides or []), "resolved": recipe_as_run},
         "base_model": {"path": str(model_path), "config_sha256": config_hash},
         "chat_template_sha256": sha256_text(tokenizer.chat_template),
         "init_adapter": str(Path(adapter).resolve()) if adapter else None,
@@ -219,29 +230,36 @@ def run_training(stage: str, recipe: str, model_path: str | Path, data: str, out
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "status": "running",
     }
-    _write_json(out / LINEAGE_FILE, lineage)
-    (out / "recipe.yaml").write_text(yaml.safe_dump(resolved_without_private(resolved), allow_unicode=True,
-                                                    sort_keys=True), encoding="utf-8")
-
+    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe_as_run, allow_unicode=True, sort_keys=True),
+                                     encoding="utf-8")
     trainer = _make_trainer(stage, str(model_path), adapter, config, quantization, peft_config, tokenizer,
                             train_data, eval_data, [MetricsWriter.create(out / METRICS_FILE)])
     lineage["base_model"]["loaded_in_4bit"] = any(type(m).__name__ == "Linear4bit" for m in trainer.model.modules())
     _write_json(out / LINEAGE_FILE, lineage)
-    train_output = trainer.train()
     final_dir = out / (MODEL_DIR if peft_config is None and adapter is None else ADAPTER_DIR)
-    trainer.save_model(str(final_dir))
-    tokenizer.save_pretrained(str(final_dir))
-    metrics = dict(train_output.metrics)
-    if eval_data is not None:
-        metrics.update(trainer.evaluate())
-    lineage.update(status="finished", output=final_dir.name, final_metrics=metrics,
-                   best_checkpoint=trainer.state.best_model_checkpoint,
-                   finished_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    _write_json(out / LINEAGE_FILE, lineage)
+    return PreparedRun(trainer, tokenizer, lineage, out, final_dir)
+
+
+def run_training(stage: str, recipe: str, model_path: str | Path, data: str, out: str | Path,
+                 store: str | Path | None = None, adapter: str | Path | None = None,
+                 overrides: list[str] | None = None) -> RunResult:
+    """Train one stage and write the run directory: weights, lineage.json, metrics.jsonl, recipe.yaml, README.md."""
     from medcurate.train.card import render_model_card
 
-    (out / "README.md").write_text(render_model_card(lineage), encoding="utf-8")
-    return RunResult(out, final_dir, lineage)
+    run = prepare_run(stage, recipe, model_path, data, out, store=store, adapter=adapter, overrides=overrides)
+    trainer, lineage = run.trainer, run.lineage
+    train_output = trainer.train()
+    trainer.save_model(str(run.output_dir))
+    run.tokenizer.save_pretrained(str(run.output_dir))
+    metrics = dict(train_output.metrics)
+    if trainer.eval_dataset is not None:
+        metrics.update(trainer.evaluate())
+    lineage.update(status="finished", output=run.output_dir.name, final_metrics=metrics,
+                   best_checkpoint=trainer.state.best_model_checkpoint,
+                   finished_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    _write_json(run.run_dir / LINEAGE_FILE, lineage)
+    (run.run_dir / "README.md").write_text(render_model_card(lineage), encoding="utf-8")
+    return RunResult(run.run_dir, run.output_dir, lineage)
 
 
 def resolved_without_private(resolved: dict[str, Any]) -> dict[str, Any]:
