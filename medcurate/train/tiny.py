@@ -17,13 +17,14 @@ from medcurate.errors import MedcurateError
 IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 SPECIAL_TOKENS = (END_OF_TEXT, IM_START, IM_END)
 
-# ChatML; assistant content and its end marker are the only trainable tokens.
+# ChatML; assistant content and its end marker are the only trainable tokens. No newline after
+# the last turn, so prompt/completion rows and assistant-only masks train on the same tokens.
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"
     "{%- if message['role'] == 'assistant' %}"
     "{{- '<|im_start|>assistant\\n' }}"
     "{%- generation %}{{- message['content'] + '<|im_end|>' }}{%- endgeneration %}"
-    "{{- '\\n' }}"
+    "{%- if not loop.last %}{{- '\\n' }}{%- endif %}"
     "{%- else %}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
     "{%- endif %}"
