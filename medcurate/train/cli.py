@@ -1,0 +1,148 @@
+"""``medcurate model …``, ``medcurate train …`` and ``medcurate evaluate``.
+
+This module is imported whenever one of those commands runs (and for ``--help``), so it
+imports only click and medcurate's light modules; torch, transformers, peft and trl are
+imported inside the command bodies.
+"""
+from __future__ import annotations
+
+import click
+
+from medcurate.console import console, store_option
+
+
+@click.group("model")
+def model():
+    """Build local models for demos and tests."""
+
+
+@model.command("tiny")
+@click.option("--corpus", required=True, metavar="NAME@VERSION", help="Dataset version whose texts train the tokenizer.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the HF model.")
+@click.option("--vocab-size", default=2000, show_default=True, type=int)
+@click.option("--hidden-size", default=64, show_default=True, type=int)
+@click.option("--layers", "num_layers", default=2, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@store_option
+def tiny(corpus, out_dir, vocab_size, hidden_size, num_layers, seed, store):
+    """A tiny Llama-architecture chat model (random weights) with a tokenizer trained on CORPUS."""
+    from medcurate.train.tiny import build_tiny_model_from_dataset
+
+    out = build_tiny_model_from_dataset(corpus, out_dir, store=store, vocab_size=vocab_size,
+                                        hidden_size=hidden_size, num_layers=num_layers, seed=seed)
+    console.print(f"tiny model (tokenizer trained on {corpus}) written to {out}")
+
+
+_STAGE_OPTIONS = [
+    click.option("--recipe", required=True, help="Recipe YAML path, or a shipped recipe name (e.g. clinicalgpt-sft)."),
+    click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
+                 help="Local HF base model folder."),
+    click.option("--data", required=True, metavar="NAME@VERSION", help="Dataset version from the store."),
+    click.option("--adapter", type=click.Path(exists=True, file_okay=False), default=None,
+                 help="Existing LoRA adapter to continue training."),
+    click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New run directory."),
+    click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                 help="Override a recipe field (repeatable; lora.r=16 for nested keys)."),
+    store_option,
+]
+
+
+def _stage_command(stage: str, summary: str):
+    def command(recipe, model_path, data, adapter, out_dir, overrides, store):
+        from medcurate.train.runner import run_training
+
+        result = run_training(stage, recipe, model_path, data, out_dir, store=store, adapter=adapter,
+                              overrides=list(overrides))
+        metrics = result.lineage["final_metrics"]
+        loss = metrics.get("train_loss")
+        console.print(f"{stage} on {result.lineage['dataset']['ref']}: train_loss="
+                      f"{loss:.4f}" if isinstance(loss, float) else f"{stage} finished")
+        console.print(f"run directory: {result.run_dir}  (weights in {result.output_dir})")
+
+    command.__doc__ = summary
+    for option in reversed(_STAGE_OPTIONS):
+        command = option(command)
+    return click.command(stage)(command)
+
+
+@click.group("train")
+def train():
+    """Train on dataset versions: SFT (LoRA/QLoRA), DPO, reward model; merge adapters."""
+
+
+train.add_command(_stage_command("sft", "Supervised fine-tuning, loss on answer tokens only."))
+train.add_command(_stage_command("dpo", "Direct preference optimisation on preference pairs."))
+train.add_command(_stage_command("reward", "A reward model (sequence classifier) on preference pairs."))
+
+
+@train.command("merge")
+@click.option("--adapter", "adapter", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A run directory or its adapter folder.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the merged model.")
+def merge(adapter, out_dir):
+    """Merge a LoRA/QLoRA adapter into its base model and save a plain HF model."""
+    from medcurate.train.runner import merge_adapter
+
+    console.print(f"merged model written to {merge_adapter(adapter, out_dir)}")
+
+
+@train.command("recipes")
+def recipes():
+    """List the shipped training recipes."""
+    import yaml
+
+    from medcurate.resources import data_folder
+
+    for path in sorted(data_folder("training").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        click.echo(f"{path.stem:<22} {data.get('stage', '?'):<7} {data.get('paper', '')}")
+
+
+def _evaluation_options(function):
+    function = click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+                            help="Also write the result as JSON here.")(function)
+    function = click.option("--limit", type=int, default=None, help="Only the first N rows / questions.")(function)
+    function = click.option("--adapter", type=click.Path(exists=True, file_okay=False), default=None,
+                            help="A run directory or adapter folder to apply to the model.")(function)
+    return click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
+                        help="Local HF model folder (the base, when --adapter is given).")(function)
+
+
+def _report(result: dict, out_file: str | None) -> None:
+    import json
+
+    text = json.dumps(result, ensure_ascii=False, indent=2, sort_keys=True)
+    click.echo(text)
+    if out_file:
+        with open(out_file, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+
+
+@click.group("evaluate")
+def evaluate():
+    """Quick model checks: answer-token loss on a dataset split, multiple-choice accuracy."""
+
+
+@evaluate.command("loss")
+@_evaluation_options
+@click.option("--data", required=True, metavar="NAME@VERSION", help="Dataset version from the store.")
+@click.option("--split", default="validation", show_default=True)
+@store_option
+def evaluate_loss(model_path, adapter, limit, out_file, data, split, store):
+    """Answer-token loss and perplexity (preference rows: how often chosen beats rejected)."""
+    from medcurate.train.evaluate import evaluate_split, load_model_for_eval
+
+    model_, tokenizer = load_model_for_eval(model_path, adapter)
+    _report(evaluate_split(model_, tokenizer, data, split, store=store, limit=limit), out_file)
+
+
+@evaluate.command("mcq")
+@_evaluation_options
+@click.option("--csv", "csv_path", required=True, type=click.Path(exists=True),
+              help="A CMMLU-style CSV file or a folder of them (e.g. cmmlu-medical/test).")
+def evaluate_mcq_command(model_path, adapter, limit, out_file, csv_path):
+    """Multiple-choice accuracy: the most likely answer letter after the chat prompt."""
+    from medcurate.train.evaluate import evaluate_mcq, load_model_for_eval, mcq_files
+
+    model_, tokenizer = load_model_for_eval(model_path, adapter)
+    _report(evaluate_mcq(model_, tokenizer, mcq_files(csv_path), limit=limit), out_file)
