@@ -410,7 +410,8 @@ class PullResult:
     expert_project_id: int | None
 
 
-def pull(server: LabelStudioServer, *, workdir: Path, min_votes: int = 2, expert: str | None = None) -> PullResult:
+def pull(server: LabelStudioServer, *, workdir: Path, min_votes: int = 2, expert: str | None = None,
+         page_size: int = 100) -> PullResult:
     """Fetch new annotations (resumable), report agreement, queue disagreements for the expert."""
     state = load_state(workdir)
     check_project_config(server, state["project_id"], state["kind"])
@@ -419,7 +420,7 @@ def pull(server: LabelStudioServer, *, workdir: Path, min_votes: int = 2, expert
     seen = {(r["annotation_id"], r["updated_at"]) for r in known.values()}
     users = {user_id: annotator_hash(email) for user_id, email in server.users_by_id().items()}
     new = 0
-    for page in server.task_pages(state["project_id"]):
+    for page in server.task_pages(state["project_id"], page_size=page_size):
         fresh = []
         for task in page:
             unit_id = (task.data or {}).get("medcurate_unit")
