@@ -16,6 +16,11 @@ import click
 from medcurate.console import RichProgress, console, print_build_summary, store_option
 
 
+def say(message: str) -> None:
+    """A status line on stderr, never wrapped or read as markup (paths and JSON stay intact)."""
+    console.print(message, soft_wrap=True, markup=False, highlight=False)
+
+
 def server_options(function):
     function = click.option("--token", default=None, help="API token (default $MEDCURATE_LABEL_STUDIO_TOKEN).")(function)
     function = click.option("--url", default=None, help="Label Studio URL (default $MEDCURATE_LABEL_STUDIO_URL).")(function)
@@ -69,7 +74,7 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
     sampled = list(make_items(items, generate, settings, near_duplicate))
     written = write_items(Path(out), sampled)
     flagged = sum(len(item["near_duplicates"]) for item in sampled)
-    console.print(f"{written} prompts x {k} answers from {settings.backend} model; "
+    say(f"{written} prompts x {k} answers from {settings.backend} model; "
                   f"{flagged} near-duplicate pair(s) flagged -> {out}")
 
 
@@ -101,7 +106,7 @@ def push_command(candidates, kind, annotators, overlap, title, project_id, seed,
                   annotators=annotators.split(","), overlap=overlap, title=title, seed=seed, project_id=project_id,
                   judge=judge, judge_name=f"judge:{judge_model}" if judge_url else None,
                   skip_near_duplicates=not keep_near_duplicates)
-    console.print(f"project {result.project_id}: {result.tasks} tasks, overlap {overlap}; "
+    say(f"project {result.project_id}: {result.tasks} tasks, overlap {overlap}; "
                   f"{result.skipped_near_duplicates} near-duplicate pair(s) skipped; "
                   f"{result.predictions} judge prediction(s); load per annotator: "
                   + ", ".join(f"{email}={n}" for email, n in sorted(result.load.items())))
@@ -119,14 +124,14 @@ def pull_command(expert, min_votes, workdir, url, token):
 
     result = pull(_server(url, token), workdir=Path(workdir), min_votes=min_votes, expert=expert)
     report = result.report
-    console.print(f"{result.new_annotations} new annotation(s); {report['annotations']} in all; "
+    say(f"{result.new_annotations} new annotation(s); {report['annotations']} in all; "
                   f"{report['units_complete']}/{report['units']} units fully cross-annotated")
     for criterion, stats in report["agreement"].items():
-        console.print(f"  {criterion:<16} items={stats['items']:<5} raw={stats['raw_agreement']} "
+        say(f"  {criterion:<16} items={stats['items']:<5} raw={stats['raw_agreement']} "
                       f"cohen={stats['cohen_kappa']} fleiss={stats['fleiss_kappa']} alpha={stats['krippendorff_alpha']}")
     if report["missing_criteria"]:
-        console.print(f"annotations missing a criterion: {json.dumps(report['missing_criteria'])}")
-    console.print(f"{result.queued} unit(s) newly queued for adjudication"
+        say(f"annotations missing a criterion: {json.dumps(report['missing_criteria'])}")
+    say(f"{result.queued} unit(s) newly queued for adjudication"
                   + (f" in project {result.expert_project_id}" if result.expert_project_id else "")
                   + f"; report: {Path(workdir) / 'report.md'}")
 
@@ -140,7 +145,7 @@ def resolve_command(min_votes, workdir, url, token):
     from medcurate.annotate.project import resolve
 
     result = resolve(_server(url, token), workdir=Path(workdir), min_votes=min_votes)
-    console.print(f"{result.decided} decision(s) merged; {result.open_units} unit(s) still open"
+    say(f"{result.decided} decision(s) merged; {result.open_units} unit(s) still open"
                   + (f"; expert left unanswered: {json.dumps(result.unanswered)}" if result.unanswered else ""))
 
 
