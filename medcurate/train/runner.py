@@ -1,0 +1,291 @@
+"""One entry point for every stage: resolve the recipe, check the data, hand over to TRL, record lineage.
+
+The trainers load the model themselves (``model`` given as a path, with
+``model_init_kwargs``, ``quantization_config`` and ``peft_config``), as TRL's own scripts do;
+medcurate adds the dataset version, the recipe, the run directory and its lineage.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from medcurate.errors import MedcurateError
+from medcurate.train.data import load_training_data
+from medcurate.train.recipe import apply_overrides, read_recipe, resolve_recipe, trl_arguments, trl_config_class
+
+LINEAGE_FILE = "lineage.json"
+METRICS_FILE = "metrics.jsonl"
+ADAPTER_DIR = "adapter"
+MODEL_DIR = "model"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    output_dir: Path
+    lineage: dict[str, Any]
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def model_config_hash(model_path: str | Path) -> str:
+    """sha256 of the base model's config.json with sorted keys (formatting does not count)."""
+    config_file = Path(model_path) / "config.json"
+    if not config_file.is_file():
+        raise MedcurateError("not a local HF model folder (config.json missing)", file=str(model_path))
+    return sha256_text(json.dumps(json.loads(config_file.read_text(encoding="utf-8")), sort_keys=True))
+
+
+def prepare_recipe(stage: str, recipe: str, overrides: list[str] | None = None) -> tuple[dict[str, Any], Path]:
+    data, path = read_recipe(recipe)
+    data = apply_overrides(data, overrides or [])
+    return resolve_recipe(data, stage, origin=str(path)), path
+
+
+def _device_settings(recipe: dict[str, Any]) -> dict[str, Any]:
+    """bf16 where CUDA has it, fp32 on CPU (TRL configs default to bf16, which fails on CPU)."""
+    import torch
+
+    if torch.cuda.is_available():
+        wants_bf16 = recipe.get("bf16")
+        bf16 = torch.cuda.is_bf16_supported() if wants_bf16 is None else bool(wants_bf16)
+        return {"bf16": bf16, "device": torch.cuda.get_device_name(0), "compute_dtype": "bfloat16" if bf16 else "float32"}
+    return {"bf16": False, "fp16": False, "tf32": None, "use_cpu": True, "device": "cpu", "compute_dtype": "float32"}
+
+
+def build_trl_config(recipe: dict[str, Any], out: Path, has_eval: bool, device: dict[str, Any]):
+    """The stage's TRL config from the recipe plus run-dir, logging, evaluation and device settings."""
+    import torch
+
+    arguments = trl_arguments(recipe)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    per_device = int(arguments.get("per_device_train_batch_size", 8))
+    arguments["per_device_train_batch_size"] = per_device
+    if recipe.get("batch_size") and "gradient_accumulation_steps" not in arguments:
+        arguments["gradient_accumulation_steps"] = max(1, int(recipe["batch_size"]) // (per_device * world_size))
+    arguments.setdefault("logging_steps", 1)
+    arguments.setdefault("report_to", "none")
+    arguments.setdefault("save_strategy", "no")
+    arguments.setdefault("disable_tqdm", True)
+    if has_eval:
+        arguments.setdefault("eval_strategy", "epoch")
+    if recipe["keep_best"]:
+        if not has_eval:
+            raise MedcurateError("keep_best needs validation rows: set validation: 0.1 or use a dataset with a "
+                                 "validation split", field="keep_best")
+        arguments["save_strategy"] = arguments["eval_strategy"] if arguments["save_strategy"] == "no" else arguments["save_strategy"]
+        arguments.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
+        arguments.setdefault("save_total_limit", 2)
+    for key in ("bf16", "fp16", "tf32", "use_cpu"):
+        if key in device:
+            arguments[key] = device[key]
+    dtype = torch.bfloat16 if device["compute_dtype"] == "bfloat16" else torch.float32
+    arguments["model_init_kwargs"] = {**(arguments.get("model_init_kwargs") or {}), "dtype": dtype}
+    if recipe["stage"] == "dpo" and recipe["dpo_reference"] == "precomputed":
+        arguments["precompute_ref_log_probs"] = True
+    if recipe["stage"] == "sft" and "assistant_only_loss" not in arguments:
+        arguments["assistant_only_loss"] = recipe.get("_kind") == "conversation"
+    return trl_config_class(recipe["stage"])(output_dir=str(out / "checkpoints"), **arguments)
+
+
+def quantization_config(recipe: dict[str, Any], device: dict[str, Any]):
+    """4-bit NF4 with double quantisation; bf16 compute on CUDA, fp32 on CPU."""
+    if recipe["method"] != "qlora":
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    quant = recipe["quantization"]
+    compute = quant["compute_dtype"]
+    if compute == "auto":
+        compute = device["compute_dtype"]
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quant["quant_type"],
+                              bnb_4bit_use_double_quant=bool(quant["double_quant"]),
+                              bnb_4bit_compute_dtype=getattr(torch, compute))
+
+
+def lora_config(recipe: dict[str, Any]):
+    if recipe["method"] == "full":
+        return None
+    from peft import LoraConfig
+
+    lora = recipe["lora"]
+    return LoraConfig(r=int(lora["r"]), lora_alpha=int(lora["alpha"]), lora_dropout=float(lora["dropout"]),
+                      target_modules=lora["target_modules"], bias=lora.get("bias", "none"),
+                      modules_to_save=lora.get("modules_to_save"),
+                      task_type="SEQ_CLS" if recipe["stage"] == "reward" else "CAUSAL_LM")
+
+
+def load_tokenizer(model_path: str | Path):
+    """The base model's tokenizer; it must carry a chat template (medcurate keeps no template registry)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    if not tokenizer.chat_template:
+        raise MedcurateError("the tokenizer has no chat_template; add one to tokenizer_config.json "
+                             "(medcurate uses the tokenizer's own template only)", file=str(model_path))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _model_with_adapter(model_path: str, adapter: str, stage: str, config, quantization):
+    """The base model with an existing adapter made trainable (continue training it)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    kwargs = dict(config.model_init_kwargs or {})
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+    if stage == "reward":
+        base = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=1, **kwargs)
+    else:
+        base = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    if quantization is not None:
+        from peft import prepare_model_for_kbit_training
+
+        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=bool(config.activation_checkpointing or config.gradient_checkpointing))
+    return PeftModel.from_pretrained(base, adapter, is_trainable=True)
+
+
+class MetricsWriter:
+    """A TrainerCallback (built lazily) appending every logged metric set to metrics.jsonl."""
+
+    @staticmethod
+    def create(path: Path):
+        from transformers import TrainerCallback
+
+        class _Writer(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if logs and state.is_world_process_zero:
+                    record = {"step": state.global_step, "epoch": state.epoch, **logs}
+                    with open(path, "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(record, sort_keys=True, default=float) + "\n")
+
+        return _Writer()
+
+
+def run_training(stage: str, recipe: str, model_path: str | Path, data: str, out: str | Path,
+                 store: str | Path | None = None, adapter: str | Path | None = None,
+                 overrides: list[str] | None = None) -> RunResult:
+    """Train one stage and write the run directory: weights, lineage.json, metrics.jsonl, recipe.yaml, README.md."""
+    import peft
+    import torch
+    import transformers
+    import trl
+
+    resolved, recipe_path = prepare_recipe(stage, recipe, overrides)
+    model_path = Path(model_path).resolve()
+    config_hash = model_config_hash(model_path)
+    seed = int(resolved.get("seed", 42))
+    version, train_data, eval_data = load_training_data(data, stage, store, validation=resolved["validation"],
+                                                        seed=seed, system_prompt=resolved.get("system_prompt"))
+    resolved["_kind"] = version.manifest["kind"]
+    tokenizer = load_tokenizer(model_path)
+    device = _device_settings(resolved)
+    out = Path(out)
+    if (out / LINEAGE_FILE).exists():
+        raise MedcurateError("run directory already holds a run; choose a new --out", file=str(out))
+    out.mkdir(parents=True, exist_ok=True)
+    config = build_trl_config(resolved, out, eval_data is not None, device)
+    quantization = quantization_config(resolved, device)
+    peft_config = lora_config(resolved)
+
+    lineage: dict[str, Any] = {
+        "stage": stage,
+        "dataset": {"ref": version.ref, "name": version.name, "version": version.version,
+                    "kind": version.manifest["kind"], "manifest_sha256": version.manifest_sha256(),
+                    "train_rows": len(train_data), "eval_rows": len(eval_data) if eval_data is not None else 0},
+        "recipe": {"source": str(recipe_path), "overrides": list(overrides or []),
+                   "resolved": resolved_without_private(resolved)},
+        "base_model": {"path": str(model_path), "config_sha256": config_hash},
+        "chat_template_sha256": sha256_text(tokenizer.chat_template),
+        "init_adapter": str(Path(adapter).resolve()) if adapter else None,
+        "device": device["device"],
+        "precision": device["compute_dtype"],
+        "effective_batch_size": config.per_device_train_batch_size * config.gradient_accumulation_steps
+        * int(os.environ.get("WORLD_SIZE", "1")),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
+                     "peft": peft.__version__},
+        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "status": "running",
+    }
+    _write_json(out / LINEAGE_FILE, lineage)
+    (out / "recipe.yaml").write_text(yaml.safe_dump(resolved_without_private(resolved), allow_unicode=True,
+                                                    sort_keys=True), encoding="utf-8")
+
+    trainer = _make_trainer(stage, str(model_path), adapter, config, quantization, peft_config, tokenizer,
+                            train_data, eval_data, [MetricsWriter.create(out / METRICS_FILE)])
+    train_output = trainer.train()
+    final_dir = out / (MODEL_DIR if peft_config is None and adapter is None else ADAPTER_DIR)
+    trainer.save_model(str(final_dir))
+    tokenizer.save_pretrained(str(final_dir))
+    metrics = dict(train_output.metrics)
+    if eval_data is not None:
+        metrics.update(trainer.evaluate())
+    lineage.update(status="finished", output=final_dir.name, final_metrics=metrics,
+                   best_checkpoint=trainer.state.best_model_checkpoint,
+                   finished_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    _write_json(out / LINEAGE_FILE, lineage)
+    from medcurate.train.card import render_model_card
+
+    (out / "README.md").write_text(render_model_card(lineage), encoding="utf-8")
+    return RunResult(out, final_dir, lineage)
+
+
+def resolved_without_private(resolved: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in resolved.items() if not key.startswith("_")}
+
+
+def _make_trainer(stage, model_path, adapter, config, quantization, peft_config, tokenizer, train_data, eval_data,
+                  callbacks):
+    from trl import DPOTrainer, RewardTrainer, SFTTrainer
+
+    trainer_class = {"sft": SFTTrainer, "dpo": DPOTrainer, "reward": RewardTrainer}[stage]
+    if adapter is not None:
+        model = _model_with_adapter(model_path, str(adapter), stage, config, quantization)
+        quantization, peft_config = None, None
+    else:
+        model = model_path
+    if stage == "reward" and isinstance(model, str):
+        config.model_init_kwargs = {**(config.model_init_kwargs or {}), "num_labels": 1}
+    extra = {"ref_model": None} if stage == "dpo" else {}
+    return trainer_class(model=model, args=config, train_dataset=train_data, eval_dataset=eval_data,
+                         processing_class=tokenizer, peft_config=peft_config, quantization_config=quantization,
+                         callbacks=callbacks, **extra)
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    path.write_text(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n",
+                    encoding="utf-8")
+
+
+def merge_adapter(adapter_or_run: str | Path, out: str | Path) -> Path:
+    """Merge a LoRA/QLoRA adapter into its (full-precision) base model and save a plain HF model."""
+    adapter_dir = Path(adapter_or_run)
+    if (adapter_dir / ADAPTER_DIR / "adapter_config.json").is_file():
+        adapter_dir = adapter_dir / ADAPTER_DIR
+    config_file = adapter_dir / "adapter_config.json"
+    if not config_file.is_file():
+        raise MedcurateError("no adapter_config.json here (give a run directory or its adapter folder)",
+                             file=str(adapter_or_run))
+    from peft import AutoPeftModelForCausalLM, AutoPeftModelForSequenceClassification
+    from transformers import AutoTokenizer
+
+    task = json.loads(config_file.read_text(encoding="utf-8")).get("task_type")
+    loader = AutoPeftModelForSequenceClassification if task == "SEQ_CLS" else AutoPeftModelForCausalLM
+    extra = {"num_labels": 1} if task == "SEQ_CLS" else {}
+    merged = loader.from_pretrained(str(adapter_dir), **extra).merge_and_unload()
+    out = Path(out)
+    merged.save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(str(out))
+    return out
