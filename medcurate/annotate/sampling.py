@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 
 from medcurate.errors import MedcurateError
 from medcurate.schemas import canonical_json
+from medcurate.steps.core import instruction_to_messages
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,7 @@ def prompt_of(row: dict[str, Any]) -> str | list[dict[str, str]]:
             raise MedcurateError("conversation has no turn before its answer", field="messages")
         return messages
     if row.get("instruction"):
-        text = row["instruction"].strip()
-        if row.get("query"):
-            text = f"{text}\n{row['query'].strip()}"
-        return text
+        return instruction_to_messages({**row, "answer": row.get("answer", "")})[0]["content"]
     if row.get("prompt"):
         prompt = row["prompt"]
         return json.loads(prompt) if isinstance(prompt, str) and prompt.startswith("[{") else prompt
@@ -60,7 +58,10 @@ def prompt_of(row: dict[str, Any]) -> str | list[dict[str, str]]:
 
 
 def as_messages(prompt: str | list[dict[str, str]]) -> list[dict[str, str]]:
-    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    """A prompt as chat messages (a plain string is one user turn)."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [{"role": m["role"], "content": m["content"]} for m in prompt]
 
 
 def load_prompts(ref: str, store: str | Path | None, split: str | None, limit: int | None) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from medcurate.annotate.configs import SPF_CRITERIA, decision_keys
+from medcurate.annotate.sampling import as_messages
 from medcurate.annotate.project import (ANNOTATIONS_FILE, DECISIONS_FILE, STATE_FILE, agreement_report,
                                         load_state, read_jsonl_latest, resolve_unit, votes_by_unit)
 from medcurate.card import markdown_table
@@ -93,7 +94,7 @@ def preference_pairs(rows: list[Row], ctx: StepContext, prompt_format: str = "au
     ctx.created(len(made))
     use_messages = prompt_format == "messages" or (prompt_format == "auto" and any(_has_history(r["prompt"]) for r in made))
     for row in made:
-        row["prompt"] = _as_messages(row["prompt"]) if use_messages else _as_text(row["prompt"])
+        row["prompt"] = as_messages(row["prompt"]) if use_messages else _as_text(row["prompt"])
     ctx.card.stats["preference_pairs"] = {"pairs": len(made), "prompt_format": "messages" if use_messages else "text",
                                           "dropped": dict(ctx.ledger.dropped)}
     return made
@@ -193,11 +194,6 @@ def _binary_rows(rows: list[Row], ctx: StepContext) -> list[Row]:
 
 def _has_history(prompt: Any) -> bool:
     return isinstance(prompt, list) and (len(prompt) > 1 or any(m.get("role") == "system" for m in prompt))
-
-
-def _as_messages(prompt: Any) -> list[dict[str, str]]:
-    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [
-        {"role": m["role"], "content": m["content"]} for m in prompt]
 
 
 def _as_text(prompt: Any) -> str:
