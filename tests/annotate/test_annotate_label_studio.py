@@ -18,6 +18,7 @@ from medcurate.build import build
 from medcurate.errors import MedcurateError
 from medcurate.recipe import recipe_from_dict
 from medcurate.store import load_rows
+from medcurate.store import resolve as resolve_version
 from tests.conftest import run_medcurate
 
 ALICE, BOB, EXPERT = "alice@medcurate.test", "bob@medcurate.test", "expert@medcurate.test"
@@ -239,10 +240,16 @@ def test_binary_feedback_pairs_and_judge_predictions(server, tmp_path, openai_en
     stats = pulled.report["agreement"]["acceptability"]
     # p_o 4/5; alice 4 acceptable / 1 not, bob 3 / 2 -> p_e (4*3 + 1*2)/25 = 0.56 -> kappa 0.24/0.44
     assert stats["cohen_kappa"] == pytest.approx(0.24 / 0.44, abs=1e-4)
-    rows, manifest = export(workdir, tmp_path / "store", "binary-pairs")
+    result = run_medcurate("annotate", "export", "--workdir", str(workdir), "--name", "binary-pairs",
+                           "--store", str(tmp_path / "store"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("binary-pairs@")
+    version = resolve_version(result.stdout.strip(), tmp_path / "store")
+    rows = load_rows(version, store=tmp_path / "store")["train"]
     assert [(r["chosen_id"], r["rejected_id"], r["prompt_id"]) for r in rows] == [("c0", "c1", "b1")]
     assert rows[0]["prompt"] == "能吃布洛芬吗？"
-    assert manifest["counts"]["filtered"] == {"no_contrast": 2, "unresolved": 1}
+    assert rows[0]["ratings"] == {"chosen": "acceptable", "rejected": "unacceptable"}
+    assert version.manifest["counts"]["filtered"] == {"no_contrast": 2, "unresolved": 1}
 
 
 def test_project_with_another_config_is_refused(server, tmp_path):
