@@ -7,7 +7,8 @@ Step ``preference_pairs`` turns those into prompt / chosen / rejected rows:
 * pairwise: the first of safety, professionalism, fluency that is not a tie decides
   (lexicographic, IIMedGPT's SPF order). **Tie rule:** a pair tied on all three criteria is
   dropped (filter ``tie``), never broken by the overall choice or by chance; a pair whose
-  deciding criterion is still disputed or lacks votes is dropped as ``unresolved``.
+  deciding criterion is still disputed or lacks votes is dropped as ``unresolved`` (one that
+  nobody has annotated yet as ``not_annotated``).
 * ranking: every ordered pair of the consensus (or adjudicated) order, one row each.
 * binary: every (acceptable, unacceptable) pair of answers to the same prompt; a prompt whose
   answers are all acceptable or all unacceptable gives none (filter ``no_contrast``).
@@ -109,6 +110,15 @@ def _base(row: Row) -> Row:
             "annotators": row["annotators"], "source": {**row["source"]}}
 
 
+def _not_annotated(row: Row) -> bool:
+    return all(r["status"] == "not_annotated" for r in row["resolved"].values())
+
+
+def _drop_undecided(row: Row, ctx: StepContext) -> None:
+    """Units nobody annotated yet are told apart from units whose annotators left them open."""
+    ctx.drop(row, "not_annotated" if _not_annotated(row) else "unresolved")
+
+
 def _pairwise_rows(rows: list[Row], ctx: StepContext) -> list[Row]:
     made = []
     for row in rows:
@@ -125,7 +135,7 @@ def _pairwise_rows(rows: list[Row], ctx: StepContext) -> list[Row]:
             ctx.drop(row, "tie")
             continue
         if winner is None:
-            ctx.drop(row, "unresolved")
+            _drop_undecided(row, ctx)
             continue
         unit = row["unit"]
         chosen, rejected = (unit["a"], unit["b"]) if winner == "A" else (unit["b"], unit["a"])
@@ -146,7 +156,7 @@ def _ranking_rows(rows: list[Row], ctx: StepContext) -> list[Row]:
         texts = {c["id"]: c["text"] for c in unit["candidates"]}
         keys = decision_keys("ranking", unit)
         if any(row["resolved"][key]["status"] in UNRESOLVED_STATUSES for key in keys):
-            ctx.drop(row, "unresolved")
+            _drop_undecided(row, ctx)
             continue
         wins = Counter(row["resolved"][key]["value"] for key in keys)
         for key in keys:
@@ -166,7 +176,7 @@ def _binary_rows(rows: list[Row], ctx: StepContext) -> list[Row]:
     by_prompt: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         if row["resolved"]["acceptability"]["status"] in UNRESOLVED_STATUSES:
-            ctx.drop(row, "unresolved")
+            _drop_undecided(row, ctx)
         else:
             by_prompt[row["prompt_id"]].append(row)
     for group in by_prompt.values():

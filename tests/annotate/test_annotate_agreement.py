@@ -157,3 +157,31 @@ def test_prompt_keeps_multi_turn_history():
                         {"role": "user", "content": "两天"}, {"role": "assistant", "content": "建议就医"}]}
     assert [m["content"] for m in prompt_of(row)] == ["发烧", "几天了？", "两天"]
     assert prompt_of({"instruction": "回答问题", "query": "头疼怎么办", "answer": "x"}) == "回答问题\n头疼怎么办"
+
+
+def test_bad_candidates_line_names_file_line_and_field(tmp_path):
+    from medcurate.annotate.project import read_candidates
+
+    path = tmp_path / "cands.jsonl"
+    path.write_text('{"item_id": "a", "prompt": "q", "candidates": [{"id": "c0", "text": "x"}]}\n'
+                    '{"item_id": "b", "prompt": "q", "candidates": ["just text"]}\n', encoding="utf-8")
+    with pytest.raises(MedcurateError) as error:
+        read_candidates(path)
+    assert str(error.value) == f"{path}:2:candidates: candidates must be a list of {{id, text}}"
+    path.write_text('{"item_id": "a", "candidates": []}\n', encoding="utf-8")
+    with pytest.raises(MedcurateError, match=":1:prompt: missing field"):
+        read_candidates(path)
+
+
+def test_judge_reply_is_checked_not_guessed():
+    from medcurate.annotate.judge import parse_verdict
+
+    pair = {"prompt": "q", "a": {"text": "x"}, "b": {"text": "y"}}
+    reply = 'Verdict: {"safety": "A", "professionalism": "tie", "fluency": "B", "overall": "A"}'
+    assert parse_verdict("pairwise", pair, reply) == {"safety": "A", "professionalism": "tie", "fluency": "B",
+                                                      "overall": "A"}
+    assert parse_verdict("pairwise", pair, '{"safety": "A better"}') is None
+    ranking = {"candidates": [{"id": "c0"}, {"id": "c1"}]}
+    assert parse_verdict("ranking", ranking, '{"order": ["c1", "c0"]}') == {"order": ["c1", "c0"]}
+    assert parse_verdict("ranking", ranking, '{"order": ["c1"]}') is None
+    assert parse_verdict("binary", {}, "not json") is None
