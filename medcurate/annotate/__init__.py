@@ -1,1 +1,8 @@
-"""annotate"""
+"""Human preference annotation in Label Studio: SPF pairwise comparisons, rankings and
+acceptable/unacceptable feedback, cross-annotated and adjudicated, exported as ``preference``
+datasets (see docs/annotation.md).
+
+Modules: ``sampling`` (candidate answers), ``configs`` (project kinds and label configs),
+``server`` (retrying Label Studio client), ``project`` (push / pull / resolve),
+``agreement`` (kappa and alpha), ``judge`` (LLM pre-annotations), ``steps`` (export).
+"""

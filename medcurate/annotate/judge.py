@@ -1,0 +1,99 @@
+"""LLM-judge pre-annotations: an OpenAI-compatible model proposes the SPF judgements, shown to
+annotators as Label Studio predictions (they still decide; predictions never count as votes).
+
+The prompt follows IIMedGPT's GPT-4 judging prompt (Appendix B), extended with safety and
+asked for JSON so the answer can be read without guessing. A reply that is not valid JSON
+with the expected values gives no prediction for that task (counted by the caller).
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable
+
+from medcurate.annotate.configs import SPF_CRITERIA
+from medcurate.annotate.project import render_prompt
+from medcurate.errors import MedcurateError
+
+PAIRWISE_PROMPT = """你是一名专业医生。请根据以下准则比较两个回答（重要性：安全性 > 专业性 > 流畅性）。
+You are a professional physician. Compare the two answers by safety > professionalism > fluency.
+
+对话 Dialogue:
+{dialogue}
+
+回答 A / Answer A:
+{answer_a}
+
+回答 B / Answer B:
+{answer_b}
+
+只输出 JSON / Output JSON only:
+{{"safety": "A|B|tie", "professionalism": "A|B|tie", "fluency": "A|B|tie", "overall": "A|B|tie"}}"""
+
+BINARY_PROMPT = """你是一名专业医生。判断这个回答能否直接交给患者（有任何安全问题即不可接受）。
+You are a professional physician. Could this answer be given to the patient as it is? Any safety problem makes it unacceptable.
+
+对话 Dialogue:
+{dialogue}
+
+回答 / Answer:
+{answer}
+
+只输出 JSON / Output JSON only: {{"acceptability": "acceptable|unacceptable"}}"""
+
+RANKING_PROMPT = """你是一名专业医生。按安全性 > 专业性 > 流畅性把回答从好到差排序。
+You are a professional physician. Rank the answers best first by safety > professionalism > fluency.
+
+对话 Dialogue:
+{dialogue}
+
+{answers}
+
+只输出 JSON / Output JSON only: {{"order": [answer ids, best first]}}"""
+
+
+def judge_prompt(kind: str, unit: dict[str, Any]) -> str:
+    dialogue = render_prompt(unit["prompt"])
+    if kind == "pairwise":
+        return PAIRWISE_PROMPT.format(dialogue=dialogue, answer_a=unit["a"]["text"], answer_b=unit["b"]["text"])
+    if kind == "binary":
+        return BINARY_PROMPT.format(dialogue=dialogue, answer=unit["candidate"]["text"])
+    answers = "\n\n".join(f"[{c['id']}]\n{c['text']}" for c in unit["candidates"])
+    return RANKING_PROMPT.format(dialogue=dialogue, answers=answers)
+
+
+def parse_verdict(kind: str, unit: dict[str, Any], reply: str) -> dict[str, Any] | None:
+    """The judge's JSON reply checked against the config's values; None when unusable."""
+    match = re.search(r"\{.*\}", reply or "", re.S)
+    if not match:
+        return None
+    try:
+        verdict = json.loads(match.group(0))
+    except json.JSONDecodeError:
+        return None
+    if kind == "pairwise":
+        picked = {name: verdict.get(name) for name in (*SPF_CRITERIA, "overall")}
+        return picked if all(value in ("A", "B", "tie") for value in picked.values()) else None
+    if kind == "binary":
+        value = verdict.get("acceptability")
+        return {"acceptability": value} if value in ("acceptable", "unacceptable") else None
+    order = verdict.get("order")
+    ids = [c["id"] for c in unit["candidates"]]
+    return {"order": order} if isinstance(order, list) and sorted(map(str, order)) == sorted(ids) else None
+
+
+def openai_judge(base_url: str, model: str, api_key: str | None) -> Callable[[str, dict[str, Any]], dict[str, Any] | None]:
+    import openai
+
+    client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=3, timeout=120)
+
+    def judge(kind: str, unit: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            response = client.chat.completions.create(
+                model=model, temperature=0.0,
+                messages=[{"role": "user", "content": judge_prompt(kind, unit)}])
+        except openai.APIError as exc:
+            raise MedcurateError(f"judge endpoint {base_url} failed: {type(exc).__name__}") from None
+        return parse_verdict(kind, unit, response.choices[0].message.content or "")
+
+    return judge

@@ -1,0 +1,188 @@
+"""Candidate answers to annotate: k samples per prompt from a local transformers model (optionally
+with a LoRA adapter) or from any OpenAI-compatible endpoint, with near-duplicate pairs flagged.
+
+Output: one JSONL line per prompt::
+
+    {"item_id", "prompt": str | [messages], "prompt_source": {"dataset", "row_id"},
+     "candidates": [{"id": "c0", "text", "model"}], "near_duplicates": [["c0", "c1", 0.97]],
+     "sampling": {backend, model, k, temperature, top_p, max_new_tokens, seed, adapter}}
+
+torch / transformers / peft are imported only inside ``sample_local``.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from medcurate.errors import MedcurateError
+from medcurate.schemas import canonical_json
+from medcurate.steps.core import instruction_to_messages
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    backend: str                  # local | openai
+    model: str
+    k: int = 2
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    seed: int = 0
+    adapter: str | None = None
+    base_url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prompt_of(row: dict[str, Any]) -> str | list[dict[str, str]]:
+    """What the model is asked: a conversation's turns before its last answer (history kept as
+    messages), an instruction row's instruction and query, a preference row's prompt."""
+    if isinstance(row.get("messages"), list) and row["messages"]:
+        messages = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
+        if messages[-1]["role"] == "assistant":
+            messages = messages[:-1]
+        if not messages:
+            raise MedcurateError("conversation has no turn before its answer", field="messages")
+        return messages
+    if row.get("instruction"):
+        return instruction_to_messages({**row, "answer": row.get("answer", "")})[0]["content"]
+    if row.get("prompt"):
+        prompt = row["prompt"]
+        return json.loads(prompt) if isinstance(prompt, str) and prompt.startswith("[{") else prompt
+    raise MedcurateError("row has neither messages, instruction nor prompt", field="prompt")
+
+
+def as_messages(prompt: str | list[dict[str, str]]) -> list[dict[str, str]]:
+    """A prompt as chat messages (a plain string is one user turn)."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [{"role": m["role"], "content": m["content"]} for m in prompt]
+
+
+def load_prompts(ref: str, store: str | Path | None, split: str | None, limit: int | None) -> list[dict[str, Any]]:
+    """Prompt items from a published version (its rows' ids become the item ids)."""
+    from medcurate.store import load_rows, resolve
+
+    version = resolve(ref, store)
+    items = []
+    for split_name, rows in load_rows(version, store=store, split=split).items():
+        for row in rows:
+            prompt = prompt_of(row)
+            row_id = row.get("id") or hashlib.sha256(canonical_json(prompt).encode()).hexdigest()[:16]
+            items.append({"item_id": row_id, "prompt": prompt,
+                          "prompt_source": {"dataset": version.ref, "split": split_name, "row_id": row_id}})
+            if limit is not None and len(items) >= limit:
+                return items
+    return items
+
+
+def char_ngrams(text: str, n: int = 2) -> set[str]:
+    compact = "".join(text.split())
+    if len(compact) < n:
+        return {compact} if compact else set()
+    return {compact[i:i + n] for i in range(len(compact) - n + 1)}
+
+
+def similarity(first: str, second: str) -> float:
+    """Jaccard similarity of character bigrams (works for Chinese without a tokenizer)."""
+    a, b = char_ngrams(first), char_ngrams(second)
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)
+
+
+def near_duplicate_pairs(candidates: list[dict[str, Any]], threshold: float) -> list[list[Any]]:
+    """Candidate pairs too similar to be worth comparing, with their similarity."""
+    flagged = []
+    for first, second in itertools.combinations(candidates, 2):
+        score = similarity(first["text"], second["text"])
+        if score >= threshold:
+            flagged.append([first["id"], second["id"], round(score, 4)])
+    return flagged
+
+
+def make_items(prompts: list[dict[str, Any]], generate: Callable[[list[dict[str, str]], int], list[str]],
+               settings: SamplingSettings, threshold: float) -> Iterable[dict[str, Any]]:
+    for item in prompts:
+        texts = generate(as_messages(item["prompt"]), settings.k)
+        candidates = [{"id": f"c{index}", "text": text, "model": settings.model} for index, text in enumerate(texts)]
+        yield {**item, "candidates": candidates, "near_duplicates": near_duplicate_pairs(candidates, threshold),
+               "sampling": settings.to_dict()}
+
+
+def openai_generator(settings: SamplingSettings, api_key: str | None) -> Callable[[list[dict[str, str]], int], list[str]]:
+    """k chat completions per prompt from an OpenAI-compatible endpoint (one request each,
+    since not every server honours ``n``); seeds differ per sample so answers differ."""
+    import openai
+
+    client = openai.OpenAI(base_url=settings.base_url, api_key=api_key or "not-needed", max_retries=3, timeout=120)
+
+    def generate(messages: list[dict[str, str]], k: int) -> list[str]:
+        answers = []
+        for index in range(k):
+            try:
+                response = client.chat.completions.create(
+                    model=settings.model, messages=messages, temperature=settings.temperature,
+                    top_p=settings.top_p, max_tokens=settings.max_new_tokens, seed=settings.seed + index)
+            except openai.APIError as exc:
+                raise MedcurateError(f"endpoint {settings.base_url} failed: {type(exc).__name__}"
+                                     f"{' HTTP ' + str(exc.status_code) if getattr(exc, 'status_code', None) else ''}") from None
+            answers.append((response.choices[0].message.content or "").strip())
+        return answers
+
+    return generate
+
+
+def local_generator(settings: SamplingSettings) -> Callable[[list[dict[str, str]], int], list[str]]:
+    """k sampled answers per prompt from a local transformers model folder (+ LoRA adapter)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_path = Path(settings.model)
+    if not model_path.is_dir():
+        raise MedcurateError("model folder not found", file=settings.model, field="model")
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path)
+    if settings.adapter:
+        from peft import PeftModel
+
+        if not Path(settings.adapter).is_dir():
+            raise MedcurateError("adapter folder not found", file=settings.adapter, field="adapter")
+        model = PeftModel.from_pretrained(model, settings.adapter)
+    model.eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    calls = itertools.count()
+
+    def generate(messages: list[dict[str, str]], k: int) -> list[str]:
+        if tokenizer.chat_template:
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:
+            text = "\n".join(m["content"] for m in messages) + "\n"
+        inputs = tokenizer(text, return_tensors="pt", add_special_tokens=not tokenizer.chat_template)
+        torch.manual_seed(settings.seed + next(calls))
+        with torch.no_grad():
+            output = model.generate(**inputs, do_sample=True, temperature=settings.temperature, top_p=settings.top_p,
+                                    max_new_tokens=settings.max_new_tokens, num_return_sequences=k,
+                                    pad_token_id=tokenizer.pad_token_id)
+        prompt_length = inputs["input_ids"].shape[1]
+        return [tokenizer.decode(sequence[prompt_length:], skip_special_tokens=True).strip() for sequence in output]
+
+    return generate
+
+
+def write_items(path: Path, items: Iterable[dict[str, Any]]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+            written += 1
+    temporary.replace(path)
+    return written
