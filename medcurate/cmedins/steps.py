@@ -243,13 +243,13 @@ def cmedins(rows: list[Row], ctx: StepContext, triage: bool = True, max_per_task
                 made = [row]
             elif row.get("input") and row.get("diagnosis"):
                 made = [dict(item, **provenance) for item in _ehr_gold_rows(row, triage)]
-            elif isinstance(row.get("messages"), list) and row.get("department"):
-                query = _first_user_turn(row["messages"])
-                made = [dict(_gold_row("triage", query, {"department": row["department"]}, row["department"]),
-                             **provenance)] if query.strip() else []
-                if not made:
-                    ctx.drop(row, "no_user_turn")
+            elif isinstance(row.get("messages"), list):
+                query = _first_user_turn(row["messages"]).strip()
+                if not row.get("department") or not query:
+                    ctx.drop(row, "no_department" if query else "no_user_turn")
                     continue
+                made = [dict(_gold_row("triage", query, {"department": row["department"]}, row["department"]),
+                             **provenance)]
             else:
                 ctx.reject(row, "unknown row: neither a task row, an EHR pair nor a dialogue with a department")
                 continue
