@@ -66,9 +66,9 @@ def render_cdee(gold: dict[str, Any]) -> str:
     for event in gold["events"]:
         if event["tendency"] not in CDEE_TENDENCIES:
             raise Unrenderable("unrenderable: unknown tendency")
-        core = _check_value(event["core_name"], VALUE_SEPARATOR + LIST_SEPARATOR + "：", "core_name")
-        characters = [_check_value(v, VALUE_SEPARATOR + LIST_SEPARATOR + "：", "character") for v in event["character"]]
-        anatomy = [_check_value(v, VALUE_SEPARATOR + LIST_SEPARATOR + "：", "anatomy") for v in event["anatomy_list"]]
+        core = _check_value(event["core_name"], VALUE_SEPARATOR + LIST_SEPARATOR, "core_name")
+        characters = [_check_value(v, VALUE_SEPARATOR + LIST_SEPARATOR, "character") for v in event["character"]]
+        anatomy = [_check_value(v, VALUE_SEPARATOR + LIST_SEPARATOR, "anatomy") for v in event["anatomy_list"]]
         lines.append(f"主体词：{core}；发生状态：{event['tendency'] or NONE_MARK}；"
                      f"描述词：{LIST_SEPARATOR.join(characters) or NONE_MARK}；"
                      f"解剖部位：{LIST_SEPARATOR.join(anatomy) or NONE_MARK}")
