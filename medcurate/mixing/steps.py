@@ -135,8 +135,9 @@ def mix(rows: list[Row], ctx: StepContext, parts: dict, total: int | None = None
     """Combine parts (recipe sources) by ``count`` or ``ratio`` into one conversation dataset.
 
     Instruction rows become ``messages`` (``instruction_to_messages``, optional ``system``);
-    ``turns: {single: 1, multi: 1, parts: [...]}`` first balances single- against multi-turn
-    dialogues; each part is then sampled (seeded) to its size. Rows not taken are dropped as
+    ``turns: {single: 1, multi: 1, parts: [...]}`` balances single- against multi-turn dialogues
+    of those parts before each part is sampled (seeded) to its size, and trims the surplus again
+    afterwards so the mixture holds the ratio exactly (part shares are recorded as taken). Rows not taken are dropped as
     ``mixed_out:<part>``; rows of parts not named are dropped as ``not_in_mix``.
     """
     rng = random.Random(ctx.seed if seed is None else seed)
@@ -163,6 +164,8 @@ def mix(rows: list[Row], ctx: StepContext, parts: dict, total: int | None = None
         if len(members) > sizes[name]:
             ctx.drop(None, f"mixed_out:{name}", len(members) - sizes[name])
         mixed.extend(members[i] for i in chosen)
+    if turns:
+        mixed = _balance_turns(mixed, turns, rng, ctx)
     rng.shuffle(mixed)
     _record(mixed, spec, available_all, before_balance, by_part, sizes, total, turns, ctx)
     return mixed
@@ -173,14 +176,14 @@ def _record(mixed, spec, available_all, before_balance, by_part, sizes, total, t
     for name in spec:
         taken = [row for row in mixed if row["mix_part"] == name]
         per_part[name] = {"requested": spec[name], "available": available_all[name],
-                          "after_turn_balance": len(by_part[name]), "taken": sizes[name],
-                          "share": round(sizes[name] / len(mixed), 4) if mixed else 0.0,
+                          "after_turn_balance": len(by_part[name]), "sampled": sizes[name], "taken": len(taken),
+                          "share": round(len(taken) / len(mixed), 4) if mixed else 0.0,
                           "single_turn": sum(1 for row in taken if user_turns(row) == 1),
                           "multi_turn": sum(1 for row in taken if user_turns(row) > 1)}
     ctx.card.stats["mixture"] = {"rows": len(mixed), "total_requested": total, "turns": turns, "parts": per_part}
-    table = markdown_table(["part", "requested", "available", "after turn balance", "taken", "share",
+    table = markdown_table(["part", "requested", "available", "after turn balance", "sampled", "taken", "share",
                             "single-turn", "multi-turn"],
                            [[name, ", ".join(f"{k} {v}" for k, v in info["requested"].items()), info["available"],
-                             info["after_turn_balance"], info["taken"], f"{info['share']:.1%}", info["single_turn"],
+                             info["after_turn_balance"], info["sampled"], info["taken"], f"{info['share']:.1%}", info["single_turn"],
                              info["multi_turn"]] for name, info in per_part.items()])
     ctx.card.add_section("Mixture", table)
