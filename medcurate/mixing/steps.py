@@ -38,6 +38,12 @@ def _strip(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _department(value: Any) -> str:
+    """A department label; the placeholder ``nan`` some exports carry counts as unknown."""
+    text = _strip(value)
+    return "" if text.lower() in ("nan", "none", "null") else text
+
+
 @register_source("cmtmedqa", file_format="json", doc="CMtMedQA (Zhongjing): multi-turn dialogues and safety records.")
 def parse_cmtmedqa(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """CMtMedQA's two record shapes: dialogues ``{cate1, cate2, instruction, output, history}`` (department
@@ -57,7 +63,7 @@ def parse_cmtmedqa(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[
         if not isinstance(pair, list) or len(pair) != 2 or not _strip(pair[0]) or not _strip(pair[1]):
             raise RecordError(f"empty turn: history[{index}]", field="history")
         messages += [{"role": "user", "content": _strip(pair[0])}, {"role": "assistant", "content": _strip(pair[1])}]
-    yield {"messages": messages, "subset": "dialogue", "department": _strip(record.get("cate1")),
+    yield {"messages": messages, "subset": "dialogue", "department": _department(record.get("cate1")),
            "sub_department": _strip(record.get("cate2")), "dialogue_id": _strip(record.get("id"))}
 
 
@@ -70,7 +76,7 @@ def parse_toyhom(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Ro
         raise RecordError("empty turn: question or answer missing", field="answer" if not answer else "ask")
     question = ask if not title or ask.startswith(title) else f"{title}\n{ask}"
     yield {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
-           "department": _strip(record.get("department"))}
+           "department": _department(record.get("department"))}
 
 
 def user_turns(row: Row) -> int:
