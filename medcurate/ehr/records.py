@@ -30,8 +30,8 @@ TEXT_FIELDS = (*EHR_SECTIONS, "diagnosis_raw")
 """Every free-text field of an EHR row: all of them must pass the deid step."""
 
 _UNCERTAINTY = re.compile(r"[？?]|待查|待排|可能性大|可能|考虑|疑似|不除外")
-_LIST_SPLIT = re.compile(r"[;；,，、\n]|(?:^|\s)\d+[.、．)）]\s*|\s{2,}")
-_NUMBERING = re.compile(r"^\s*(?:\d+|[一二三四五六七八九十]+)[.、．)）]\s*")
+_NUMBERED_ITEMS = re.compile(r"(?:^|\s)\d+[.．、)）]\s*|\s{2,}")
+_NUMBERING = re.compile(r"^\s*(?:(?:\d+|[一二三四五六七八九十]+)[.、．)）]|[①-⑳])\s*")
 
 
 @dataclass(frozen=True)
@@ -69,17 +69,34 @@ def map_fields(record: dict[str, Any], mapping: dict[str, str] | None = None) ->
     return result
 
 
+def split_diagnoses(text: str) -> list[str]:
+    """Split a diagnosis field on ；，、 newlines and numbering, never inside brackets."""
+    pieces, current, depth = [], [], 0
+    for char in _NUMBERED_ITEMS.sub("\n", text.replace("\r", "")):
+        if char in "（(":
+            depth += 1
+        elif char in "）)" and depth:
+            depth -= 1
+        if depth == 0 and char in ";；,，、\n":
+            pieces.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    pieces.append("".join(current))
+    return pieces
+
+
 def normalise_diagnosis(text: str) -> Diagnosis:
     """Split a diagnosis field into items, strip uncertainty markers (？ 待查 可能 考虑 …) into a
     flag, and keep the first item as the primary diagnosis."""
     items: list[str] = []
     flags: list[bool] = []
-    for piece in _LIST_SPLIT.split(text.replace("\r", "")):
-        piece = _NUMBERING.sub("", piece or "").strip(" 。.：:")
+    for piece in split_diagnoses(text):
+        piece = _NUMBERING.sub("", piece).strip(" 。.：:")
         if not piece:
             continue
         uncertain = bool(_UNCERTAINTY.search(piece))
-        cleaned = _UNCERTAINTY.sub("", piece).strip(" 。.：:（）()")
+        cleaned = _UNCERTAINTY.sub("", piece).strip(" 。.：:")
         if cleaned and cleaned not in items:
             items.append(cleaned)
             flags.append(uncertain)
@@ -95,7 +112,7 @@ def labelled_input(row: dict[str, Any]) -> str:
 
 _CMB_TOP = re.compile(r"^(现病史|体格检查|辅助检查)\s*$")
 _CMB_SUB = re.compile(r"^[（(]\d+[）)]\s*([^：:\s]+)[：:]?\s*(.*)$")
-_CMB_DIAGNOSIS = re.compile(r"(?:初步诊断|诊断)\s*(?:为|是)?\s*[：:]\s*([^\n。]+)")
+_CMB_DIAGNOSIS = re.compile(r"(?<!鉴别)(?<!鉴别的)(?:初步诊断|诊断)[ \t]*(?:为|是)?[ \t]*[：:][ \t　]*([^\n。]{1,60})(?:[\n。]|$)")
 
 
 def cmb_clin_sections(description: str) -> dict[str, str]:
@@ -125,7 +142,8 @@ def cmb_clin_sections(description: str) -> dict[str, str]:
     joined = {key: "\n".join(value) for key, value in subs.items()}
     sections: dict[str, str] = {}
     sections["chief_complaint"] = joined.get("现病史/主诉", "")
-    sections["present_illness"] = joined.get("现病史/病史摘要", "") or joined.get("体格检查/现病史", "")
+    sections["present_illness"] = (joined.get("现病史/病史摘要", "") or joined.get("体格检查/现病史", "")
+                                   or "\n".join(line for line in blocks.get("现病史", []) if line != "病史摘要"))
     sections["past_history"] = joined.get("体格检查/既往史", "") or joined.get("现病史/既往史", "")
     used = {"现病史/主诉", "现病史/病史摘要", "体格检查/现病史", "体格检查/既往史", "现病史/既往史"}
     for block, name in (("体格检查", "physical_exam"), ("辅助检查", "auxiliary_exam")):

@@ -20,6 +20,10 @@ from tests.conftest import shared_path
      ["冠状动脉粥样硬化性心脏病 不稳定型心绞痛"], False),
     ("脑梗死、高血压病、脑梗死", "脑梗死", ["脑梗死", "高血压病"], False),
     ("？", "", [], False),
+    ("①五步蛇咬伤，②失血性贫血", "五步蛇咬伤", ["五步蛇咬伤", "失血性贫血"], False),
+    ("1、高血压病 2、冠心病", "高血压病", ["高血压病", "冠心病"], False),
+    ("食管裂孔疝（混合型），反流性食管炎（LA-C）", "食管裂孔疝（混合型）", ["食管裂孔疝（混合型）", "反流性食管炎（LA-C）"], False),
+    ("右手压砸伤（食、中指骨折）", "右手压砸伤（食、中指骨折）", ["右手压砸伤（食、中指骨折）"], False),
 ])
 def test_normalise_diagnosis_splits_and_flags(text, primary, items, uncertain):
     result = normalise_diagnosis(text)
