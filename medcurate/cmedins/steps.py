@@ -66,7 +66,9 @@ def _gold_row(task: str, query: str, gold: dict[str, Any], department: str | Non
 
 @register_source("cdee", file_format="json", doc="CBLUE CHIP-CDEE clinical finding events -> task cdee.")
 def parse_cdee_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """CHIP-CDEE: ``{text, event: [{core_name, tendency, character, anatomy_list}]}``. Records without
+    """CHIP-CDEE clinical finding events -> task cdee.
+
+    Records are ``{text, event: [{core_name, tendency, character, anatomy_list}]}``; records without
     events (the unannotated test file) are dropped as ``no_events``."""
     text = _require_text(record)
     events = record.get("event")
@@ -93,7 +95,9 @@ def parse_cdee_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterab
 
 @register_source("cmeee", file_format="json", doc="CBLUE CMeEE sentences with entity spans -> task ner.")
 def parse_cmeee_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """CMeEE: ``{text, entities: [{start_idx, end_idx (inclusive), type, entity}]}``; a missing span,
+    """CMeEE entity spans -> task ner.
+
+    Records are ``{text, entities: [{start_idx, end_idx (inclusive), type, entity}]}``; a missing span,
     an offset outside the text, a span that does not match the entity or an unknown type is a reject."""
     text = _require_text(record)
     entities = record.get("entities")
@@ -125,7 +129,9 @@ def parse_cmeee_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Itera
 
 @register_source("cmeie", file_format="jsonl", doc="CBLUE CMeIE sentences with SPO triples -> task cmeie.")
 def parse_cmeie_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """CMeIE (JSON Lines): ``{text, spo_list: [{subject, predicate, object: {@value}, …}]}``."""
+    """CMeIE relation triples (JSON Lines) -> task cmeie.
+
+    Records are ``{text, spo_list: [{subject, predicate, object: {@value}, …}]}``."""
     text = _require_text(record)
     spo_list = record.get("spo_list")
     if not isinstance(spo_list, list):
@@ -147,7 +153,9 @@ def parse_cmeie_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Itera
 
 @register_source("cdn", file_format="json", doc="CBLUE CHIP-CDN raw diagnosis -> standard terms (task cdn).")
 def parse_cdn_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """CHIP-CDN: ``{text, normalized_result: "term##term"}``; a BOM character in the text is removed."""
+    """CHIP-CDN raw diagnosis -> standard terms (task cdn).
+
+    Records are ``{text, normalized_result: "term##term"}``; a BOM character in the text is removed."""
     text = _require_text(record).replace("\ufeff", "")
     result = record.get("normalized_result")
     if not isinstance(result, str) or not result.strip():
@@ -175,8 +183,9 @@ def parse_imcs_report(target: str) -> dict[str, str]:
 
 @register_source("imcs_mrg", file_format="jsonl", doc="PromptCBLUE IMCS-V2-MRG examples: dialogue -> report.")
 def parse_imcs_mrg(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """PromptCBLUE records of task IMCS-V2-MRG: the dialogue is parsed out of ``input`` (患者/医生
-    lines), the six report sections out of ``target``; other tasks are dropped as ``other_task``,
+    """PromptCBLUE IMCS-V2-MRG examples -> task report (dialogue -> six-section report).
+
+    The dialogue is parsed out of ``input`` (患者/医生 lines), the six report sections out of ``target``; other tasks are dropped as ``other_task``,
     records without a target (the test file) as ``no_target``."""
     if record.get("task_dataset") != "IMCS-V2-MRG":
         ctx.drop(None, "other_task")

@@ -41,8 +41,10 @@ def _ehr_row(record: dict[str, Any], spec: SourceSpec) -> Row:
 
 @register_source("ehr", file_format="jsonl", doc="EHR records (JSONL); options.fields maps 主诉/现病史/… columns.")
 def parse_ehr_jsonl(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """EHR records as JSON Lines; ``options.fields: {chief_complaint: 主诉, diagnosis: 出院诊断, …}``
-    maps columns (Chinese or English names are also recognised without a mapping)."""
+    """EHR records as JSON Lines, one record per line.
+
+    ``options.fields: {chief_complaint: 主诉, diagnosis: 出院诊断, …}`` maps columns (Chinese or
+    English names are also recognised without a mapping)."""
     yield _ehr_row(record, spec)
 
 
@@ -55,7 +57,9 @@ def parse_ehr_csv(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[R
 @register_source("cmb_clin", file_format="json", doc="CMB-Clin case records: sections from the description, "
                                                      "diagnosis from the QA answers.")
 def parse_cmb_clin(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """A CMB-Clin case: 主诉 / 现病史 / 既往史 / 体格检查 / 辅助检查 from ``description``; the diagnosis
+    """CMB-Clin clinical case records as EHR rows.
+
+    主诉 / 现病史 / 既往史 / 体格检查 / 辅助检查 come from ``description``; the diagnosis
     from the answer of a diagnosis question (``诊断：…``), else from the case title; the title's
     disease chapter (e.g. 食管疾病) as the department stratum."""
     description = record.get("description")

@@ -46,8 +46,10 @@ def _department(value: Any) -> str:
 
 @register_source("cmtmedqa", file_format="json", doc="CMtMedQA (Zhongjing): multi-turn dialogues and safety records.")
 def parse_cmtmedqa(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """CMtMedQA's two record shapes: dialogues ``{cate1, cate2, instruction, output, history}`` (department
-    = cate1) and safety records ``{instruct, output}`` (``subset: safety``)."""
+    """CMtMedQA (Zhongjing) dialogues and safety records as conversation rows.
+
+    Two record shapes: dialogues ``{cate1, cate2, instruction, output, history}`` (department =
+    cate1) and safety records ``{instruct, output}`` (``subset: safety``)."""
     if "instruct" in record:
         question, answer = _strip(record.get("instruct")), _strip(record.get("output"))
         if not question or not answer:
@@ -70,7 +72,7 @@ def parse_cmtmedqa(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[
 @register_source("toyhom", file_format="csv", default_encoding="gb18030",
                  doc="Toyhom Chinese medical dialogue CSV (GBK): department,title,ask,answer -> single turn.")
 def parse_toyhom(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """One Toyhom QA row: the patient's title and question as the user turn, the doctor's answer."""
+    """Toyhom single-turn QA (GBK CSV): title and question as the user turn, the doctor's answer."""
     ask, title, answer = _strip(record.get("ask")), _strip(record.get("title")), _strip(record.get("answer"))
     if not answer or not (ask or title):
         raise RecordError("empty turn: question or answer missing", field="answer" if not answer else "ask")

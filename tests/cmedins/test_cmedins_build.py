@@ -146,3 +146,23 @@ def test_dialogues_with_departments_give_triage_rows(store):
     assert counts["filtered"] == {"no_department": 145}  # 144 safety records + one dialogue with cate1 "nan"
     assert counts["rows_written"] == 999
     assert get_step("cmedins").doc.startswith("Rows from the task source formats")
+
+
+def test_malformed_imcs_reports_are_rejected(tmp_path, store):
+    good_input = "帮助患者自动总结问诊的诊疗报告：\n问诊对话历史：\n患者：咳嗽三天\n医生：发烧吗\n患者：不发烧\n说明：诊疗报告分为六个章节。\n答："
+    sections = "主诉：咳嗽3天。\n现病史：咳嗽。\n辅助检查：暂无。\n既往史：无。\n诊断：上呼吸道感染。\n建议：多饮水。"
+    records = [
+        {"input": good_input, "target": "上述问诊对话的诊疗报告如下：\n" + sections, "task_dataset": "IMCS-V2-MRG"},
+        {"input": good_input, "target": sections.replace("\n建议：多饮水。", ""), "task_dataset": "IMCS-V2-MRG"},
+        {"input": "没有对话", "target": sections, "task_dataset": "IMCS-V2-MRG"},
+        {"input": "其他任务", "target": "x", "task_dataset": "CMeEE-V2"},
+    ]
+    path = tmp_path / "imcs.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in records), encoding="utf-8")
+    result = build(instruction_recipe([{"name": "imcs", "path": str(path), "format": "imcs_mrg"}]), store=store)
+    rejects = {r["line"]: r["reason"] for r in read_rejects(result.version)}
+    assert rejects == {2: "missing report section: 建议", 3: "missing dialogue: no 问诊对话历史 block"}
+    assert result.manifest["counts"]["filtered"] == {"other_task": 1}
+    row = load_rows(result.version.ref, store=store)["train"][0]
+    assert row["query"] == "患者：咳嗽三天\n医生：发烧吗\n患者：不发烧"
+    assert json.loads(row["gold"])["sections"]["既往史"] == "无。"
