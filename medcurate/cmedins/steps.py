@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 import re
 from collections import Counter
 from functools import lru_cache
@@ -285,8 +286,6 @@ def cmedins(rows: list[Row], ctx: StepContext, triage: bool = True, max_per_task
 
 
 def _sample_per_task(rows: list[Row], ctx: StepContext, limit: int) -> list[Row]:
-    import random
-
     by_task: dict[str, list[int]] = {}
     for index, row in enumerate(rows):
         by_task.setdefault(row["task"], []).append(index)

@@ -20,8 +20,8 @@ from typing import Any, Iterable
 
 from medcurate.card import markdown_table
 from medcurate.errors import MedcurateError
-from medcurate.pipeline import RecordError, Row, SourceSpec, StepContext, register_source, register_source_reader, \
-    register_step
+from medcurate.pipeline import (RecordError, Row, SourceSpec, StepContext, register_source, register_source_reader,
+                                register_step)
 from medcurate.sources import read_published_version
 from medcurate.steps.core import instruction_to_messages
 

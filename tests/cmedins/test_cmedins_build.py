@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from medcurate.build import build
 from medcurate.cmedins.formats import parse
 from medcurate.deid.gate import mark_deidentified
