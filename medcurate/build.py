@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import medcurate
-from medcurate.card import render_card
+from medcurate.card import markdown_table, render_card
 from medcurate.errors import ConservationError, MedcurateError
 from medcurate.pipeline import (CardContributions, RecordError, Reject, Row, SourceSpec, StageLedger, StepContext,
                                 get_source_format, get_step)
@@ -91,6 +91,8 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
     stages.append(ctx.ledger)
 
     splits, split_notes = assign_splits(rows, recipe.splits)
+    if recipe.splits.stratify:
+        _stratum_section(card, splits, recipe.splits.stratify)
     tables, json_columns = rows_to_tables(splits)
     counts = _counts(stages, splits)
     check_counts(counts)
@@ -162,6 +164,16 @@ def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) 
     finally:
         bar.close()
     return rows
+
+
+def _stratum_section(card: CardContributions, splits: dict[str, list[Row]], stratify: str) -> None:
+    """Rows per stratum (e.g. department) per split, in the stats and as a card table."""
+    per_split = {split: Counter(str(row.get(stratify) or "(none)") for row in rows) for split, rows in splits.items()}
+    strata = sorted(set().union(*per_split.values()))
+    card.stats[f"rows_per_{stratify}"] = {split: dict(sorted(counter.items())) for split, counter in per_split.items()}
+    card.add_section(f"Rows per {stratify} per split",
+                     markdown_table([stratify, *per_split], [[name, *(per_split[s][name] for s in per_split)]
+                                                             for name in strata]))
 
 
 def _declared(ledger: StageLedger) -> int:

@@ -1,0 +1,90 @@
+"""The mix step: part sizes, single:multi-turn balance, instruction -> messages, the mixture in the manifest."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from medcurate.build import build
+from medcurate.errors import MedcurateError
+from medcurate.mixing.steps import part_sizes, user_turns
+from medcurate.recipe import recipe_from_dict
+from medcurate.store import load_rows
+from tests.conftest import shared_path
+
+REPO = Path(__file__).resolve().parents[2]
+GENERAL = REPO / "examples" / "data" / "mix_general_sample.jsonl"
+
+
+def test_part_sizes_counts_and_ratios():
+    available = {"a": 100, "b": 30, "c": 500}
+    assert part_sizes(available, {"a": {"ratio": 2}, "b": {"ratio": 1}}, None) == {"a": 60, "b": 30}
+    assert part_sizes(available, {"a": {"ratio": 1}, "c": {"count": 20}}, 70) == {"c": 20, "a": 50}
+    assert part_sizes(available, {"b": {"count": 50}}, None) == {"b": 30}
+    assert part_sizes(available, {"a": {"ratio": 1}, "c": {"ratio": 1}}, 400) == {"a": 100, "c": 200}
+
+
+def write_instructions(path: Path, count: int) -> None:
+    path.write_text("".join(json.dumps({"instruction": f"问题{i}", "query": "", "answer": f"回答{i}", "task": "demo"},
+                                       ensure_ascii=False) + "\n" for i in range(count)), encoding="utf-8")
+
+
+def mix_recipe(sources, mix, seed=0):
+    return recipe_from_dict({"name": "mix-test", "kind": "conversation", "seed": seed, "sources": sources,
+                             "steps": [{"mix": mix}]}, base_dir=REPO)
+
+
+def test_instruction_rows_become_messages_and_counts_add_up(tmp_path, store):
+    medical = tmp_path / "medical.jsonl"
+    write_instructions(medical, 40)
+    sources = [{"name": "medical", "path": str(medical), "format": "jsonl"},
+               {"name": "general", "path": str(GENERAL), "format": "jsonl"}]
+    result = build(mix_recipe(sources, {"parts": {"medical": {"ratio": 3}, "general": {"ratio": 1}},
+                                        "system": "你是医生助手。"}), store=store)
+    rows = load_rows(result.version.ref, store=store)["train"]
+    assert Counter(row["mix_part"] for row in rows) == {"medical": 36, "general": 12}
+    assert rows[0]["messages"][0] == {"role": "system", "content": "你是医生助手。"}
+    assert [m["role"] for m in rows[0]["messages"]] == ["system", "user", "assistant"]
+    mixture = result.manifest["stats"]["mixture"]
+    assert mixture["parts"]["medical"] == {"requested": {"ratio": 3}, "available": 40, "after_turn_balance": 40,
+                                           "sampled": 36, "taken": 36, "share": 0.75, "single_turn": 36, "multi_turn": 0}
+    assert result.manifest["counts"]["filtered"] == {"mixed_out:medical": 4}
+    assert "## Mixture" in (result.version.path / "README.md").read_text(encoding="utf-8")
+
+
+def test_unknown_part_is_a_clear_error(tmp_path, store):
+    with pytest.raises(MedcurateError, match="part 'dialogue' has no rows"):
+        build(mix_recipe([{"name": "general", "path": str(GENERAL), "format": "jsonl"}],
+                         {"parts": {"dialogue": {"count": 3}}}), store=store)
+
+
+def test_real_dialogues_single_multi_balance_and_general_slice(store):
+    zhongjing = shared_path("data", "cmtmedqa-zhongjing", "CMtMedQA_test.json")
+    toyhom = shared_path("data", "toyhom-chinese-medical-dialogue", "样例_内科5000-6000.csv")
+    sources = [{"name": "zhongjing", "path": str(zhongjing), "format": "cmtmedqa"},
+               {"name": "toyhom", "path": str(toyhom), "format": "toyhom"},
+               {"name": "general", "path": str(GENERAL), "format": "jsonl"}]
+    mix = {"parts": {"zhongjing": {"ratio": 1}, "toyhom": {"ratio": 1}, "general": {"count": 12}},
+           "turns": {"single": 1, "multi": 1, "parts": ["zhongjing", "toyhom"]}}
+    result = build(mix_recipe(sources, mix), store=store)
+    counts = result.manifest["counts"]
+    assert counts["inputs_read"] == 1144 + 6000 + 12 and not counts["rejects"]
+    rows = load_rows(result.version.ref, store=store)["train"]
+    dialogue = [row for row in rows if row["mix_part"] != "general"]
+    single = sum(1 for row in dialogue if user_turns(row) == 1)
+    multi = len(dialogue) - single
+    assert single == multi and 900 <= multi <= 974
+    parts = result.manifest["stats"]["mixture"]["parts"]
+    assert parts["toyhom"]["available"] == 6000 and parts["toyhom"]["after_turn_balance"] < 974
+    assert parts["toyhom"]["taken"] + parts["zhongjing"]["taken"] == single + multi
+    assert sum(1 for row in rows if row["mix_part"] == "general") == 12
+    toyhom_rows = [row for row in rows if row["mix_part"] == "toyhom"]
+    assert {row["department"] for row in toyhom_rows} <= {"肝病科", "心血管科", "神经科", "消化科", "内分泌科", "呼吸科",
+                                                          "肾内科", "感染科", "普通内科", "风湿免疫科", "血液科"}
+    assert any("高血压" in row["messages"][0]["content"] for row in toyhom_rows)
+    safety = [row for row in rows if row.get("subset") == "safety"]
+    assert all(not row["messages"][0]["content"].startswith(" ") for row in safety)
+    again = build(mix_recipe(sources, mix), store=store)
+    assert again.version.version == result.version.version
