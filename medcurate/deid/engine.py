@@ -1,0 +1,156 @@
+"""Scanning text for identifiers and replacing them by policy.
+
+``Deidentifier.scan(text)`` runs every recognizer, resolves overlaps (higher score,
+then longer span wins), and propagates names: once a name is found with confidence,
+its other occurrences in the same text are found too. ``deidentify(text, patient=...)``
+applies the policy per type:
+
+mask       ``[PERSON]``-style tags
+redact     the identifier is removed
+surrogate  a realistic stand-in, the same for one patient across all of that patient's
+           records (a keyed hash with a user-held secret); dates are shifted by a
+           per-patient offset so intervals survive
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from medcurate.deid.recognizers import REGISTRY, Span, all_recognizers
+from medcurate.deid.surrogates import surrogate_for
+from medcurate.errors import MedcurateError
+
+POLICIES = ("mask", "surrogate", "redact")
+IDENTIFIER_TYPES = tuple(REGISTRY)
+DEFAULT_THRESHOLD = 0.5
+HIGH_CONFIDENCE = 0.8
+SECRET_ENV = "MEDCURATE_DEID_SECRET"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which replacement applies to each identifier type."""
+
+    default: str = "mask"
+    per_type: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, value: str | dict | None) -> "Policy":
+        if value is None:
+            return cls()
+        if isinstance(value, str):
+            cls._check(value, "policy")
+            return cls(default=value)
+        if isinstance(value, dict):
+            default = value.get("default", "mask")
+            cls._check(default, "policy.default")
+            per_type = {}
+            for name, choice in value.items():
+                if name == "default":
+                    continue
+                if name not in IDENTIFIER_TYPES:
+                    raise MedcurateError(f"unknown identifier type {name!r}; known: {', '.join(IDENTIFIER_TYPES)}",
+                                         field=f"policy.{name}")
+                cls._check(choice, f"policy.{name}")
+                per_type[name] = choice
+            return cls(default=default, per_type=per_type)
+        raise MedcurateError("policy must be mask, surrogate, redact or a mapping of type -> policy", field="policy")
+
+    @staticmethod
+    def _check(choice: str, where: str) -> None:
+        if choice not in POLICIES:
+            raise MedcurateError(f"unknown policy {choice!r}; expected one of {', '.join(POLICIES)}", field=where)
+
+    def for_type(self, identifier_type: str) -> str:
+        return self.per_type.get(identifier_type, self.default)
+
+    @property
+    def uses_surrogates(self) -> bool:
+        return self.default == "surrogate" or "surrogate" in self.per_type.values()
+
+    def summary(self) -> str:
+        extra = ",".join(f"{k}={v}" for k, v in sorted(self.per_type.items()))
+        return self.default + (f";{extra}" if extra else "")
+
+
+@dataclass
+class DeidResult:
+    text: str
+    spans: list[Span]
+
+
+class Deidentifier:
+    """De-identifies Chinese clinical text; see the module docstring for the policies."""
+
+    def __init__(self, policy: str | dict | Policy | None = None, *, secret: str | None = None,
+                 threshold: float = DEFAULT_THRESHOLD, types: Iterable[str] | None = None):
+        self.policy = policy if isinstance(policy, Policy) else Policy.parse(policy)
+        self.threshold = threshold
+        self.recognizers = all_recognizers(tuple(types) if types else None)
+        secret = secret if secret is not None else os.environ.get(SECRET_ENV)
+        if self.policy.uses_surrogates and not secret:
+            raise MedcurateError(f"the surrogate policy needs a secret: set ${SECRET_ENV} (keep it out of the repository)")
+        self._key = (secret or "").encode("utf-8")
+
+    def scan(self, text: str, threshold: float | None = None) -> list[Span]:
+        """Identifier spans in ``text`` with score >= threshold, non-overlapping, by position."""
+        threshold = self.threshold if threshold is None else threshold
+        candidates = [span for recognizer in self.recognizers for span in recognizer.find(text)]
+        candidates.extend(_propagate_names(text, candidates))
+        chosen: list[Span] = []
+        taken = bytearray(len(text) + 1)
+        for span in sorted(candidates, key=lambda s: (-s.score, -(s.end - s.start), s.start)):
+            if span.score < threshold or span.end <= span.start:
+                continue
+            if any(taken[span.start:span.end]):
+                continue
+            taken[span.start:span.end] = b"\x01" * (span.end - span.start)
+            chosen.append(span)
+        return sorted(chosen, key=lambda s: s.start)
+
+    def deidentify(self, text: str, patient: str | None = None) -> DeidResult:
+        """The text with every identifier replaced by policy, and the spans (offsets into ``text``)."""
+        spans = self.scan(text)
+        pieces: list[str] = []
+        position = 0
+        for span in spans:
+            pieces.append(text[position:span.start])
+            pieces.append(self.replacement(text[span.start:span.end], span.type, patient))
+            position = span.end
+        pieces.append(text[position:])
+        return DeidResult("".join(pieces), spans)
+
+    def replacement(self, value: str, identifier_type: str, patient: str | None) -> str:
+        choice = self.policy.for_type(identifier_type)
+        if choice == "mask":
+            return f"[{identifier_type}]"
+        if choice == "redact":
+            return ""
+        return surrogate_for(value, identifier_type, self._keyed(patient or ""), self.date_offset(patient or ""))
+
+    def _keyed(self, patient: str):
+        def digest(label: str) -> int:
+            return int.from_bytes(hmac.new(self._key, f"{patient}\0{label}".encode("utf-8"), hashlib.sha256).digest()[:8],
+                                  "big")
+        return digest
+
+    def date_offset(self, patient: str) -> dt.timedelta:
+        """A per-patient shift between 30 and 365 days (either direction), never zero."""
+        value = self._keyed(patient)("date-offset")
+        days = 30 + value % 336
+        return dt.timedelta(days=days if (value >> 20) % 2 else -days)
+
+
+def _propagate_names(text: str, candidates: list[Span]) -> list[Span]:
+    """Other occurrences of a confidently found name in the same text."""
+    names = {text[s.start:s.end] for s in candidates if s.type == "PERSON" and s.score >= 0.85 and s.end - s.start >= 2}
+    found = []
+    for name in names:
+        for match in re.finditer(re.escape(name), text):
+            found.append(Span(match.start(), match.end(), "PERSON", 0.9, "NamePropagation"))
+    return found
