@@ -104,6 +104,8 @@ class Deidentifier:
         candidates.extend(_propagate_names(text, candidates))
         chosen: list[Span] = []
         taken = bytearray(len(text) + 1)
+        for tag in _MASK_TAG.finditer(text):
+            taken[tag.start():tag.end()] = b"\x01" * (tag.end() - tag.start())
         for span in sorted(candidates, key=lambda s: (-s.score, -(s.end - s.start), s.start)):
             if span.score < threshold or span.end <= span.start:
                 continue
@@ -144,6 +146,9 @@ class Deidentifier:
         value = self._keyed(patient)("date-offset")
         days = 30 + value % 336
         return dt.timedelta(days=days if (value >> 20) % 2 else -days)
+
+
+_MASK_TAG = re.compile(r"\[(?:" + "|".join(IDENTIFIER_TYPES) + r")\]")
 
 
 def _propagate_names(text: str, candidates: list[Span]) -> list[Span]:

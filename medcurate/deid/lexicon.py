@@ -60,3 +60,12 @@ PROVINCES = (
 
 # Institutions that are the care setting, never an ORGANIZATION to remove.
 CARE_SETTING_SUFFIXES = ("医院", "卫生院", "诊所", "门诊部", "卫生服务中心", "保健院", "疾控中心", "急救中心", "科")
+
+# Words that look like a surname plus a given name (and that jieba even tags as names),
+# common in clinical and everyday text.
+NAME_LOOKALIKES = frozenset({
+    "谢谢", "于今", "何首乌", "丁香", "龙胆", "田七", "杨梅", "黄连", "陈皮", "金银花", "白术", "马齿苋", "王不留行",
+    "高兴", "方便", "安定", "常规", "平时", "马上", "白天", "明确", "成功", "周期", "文献", "江湖", "黄芪", "石膏",
+})
+# Titles after a surname: weak evidence on their own (谢谢医生), so the candidate must not be a common word.
+TITLE_FOLLOWERS = ("医生", "大夫", "主任", "护士", "护师", "教授", "老师", "先生", "女士", "同志")

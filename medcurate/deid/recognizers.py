@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from medcurate.deid.lexicon import (CARE_SETTING_SUFFIXES, COMPOUND_SURNAMES, NAME_BOUNDARY, NAME_FOLLOWERS,
-                                    NAME_LABELS, NOT_IN_GIVEN_NAME, PROVINCES, SINGLE_SURNAMES)
+                                    NAME_LABELS, NAME_LOOKALIKES, NOT_IN_GIVEN_NAME, PROVINCES, SINGLE_SURNAMES,
+                                    TITLE_FOLLOWERS)
 
 CJK = "\u4e00-\u9fff"
 SEP = r"[:：\s]*"
@@ -182,7 +183,7 @@ def luhn_ok(number: str) -> bool:
 @register
 class BankCardRecognizer(Recognizer):
     type = "BANK_CARD"
-    _pattern = re.compile(r"(?<![\dA-Za-z])(?:\d{4}[\s-]?){3}\d{4,7}(?![\dA-Za-z])")
+    _pattern = re.compile(r"(?<![\dA-Za-z])\d{4}(?:[\s-]?\d{3,4}){3,4}(?![\dA-Za-z])")
     _context = ("银行卡", "储蓄卡", "信用卡", "借记卡", "银行账号", "账号", "卡号")
     _not_bank = re.compile(r"(医保|社保|身份证|住院|门诊|病案)[^，,；;。\n]{0,4}$")
 
@@ -414,6 +415,25 @@ _COMPOUND = "|".join(sorted(COMPOUND_SURNAMES, key=len, reverse=True))
 _CANDIDATE = rf"(?:{_COMPOUND}|[{_SURNAME_CLASS}])[{CJK}]{{1,3}}"
 
 
+_word_tags: dict | None = None
+
+
+def _is_common_word(candidate: str) -> bool:
+    """jieba's dictionary knows it as a frequent word that is not a person name (常规, 高兴 …)."""
+    global _word_tags
+    if _word_tags is None:
+        import jieba
+        import jieba.posseg
+
+        jieba.setLogLevel(60)
+        _word_tags = jieba.posseg.dt.word_tag_tab
+        jieba.dt.check_initialized()
+    tag = _word_tags.get(candidate)
+    import jieba
+
+    return tag is not None and not tag.startswith("nr") and jieba.dt.FREQ.get(candidate, 0) >= 20
+
+
 def _name_length(text: str, start: int, labelled: bool) -> int:
     """How many characters from ``start`` form a name, or 0 when none fits.
 
@@ -430,6 +450,8 @@ def _name_length(text: str, start: int, labelled: bool) -> int:
             continue
         chars = text[start + surname:end]
         if not all("\u4e00" <= c <= "\u9fff" and c not in NOT_IN_GIVEN_NAME for c in chars) or "某" in chars:
+            continue
+        if text[start:end] in NAME_LOOKALIKES:
             continue
         if end == len(text) or text[end] in NAME_BOUNDARY or text.startswith(NAME_FOLLOWERS, end):
             best = surname + given
@@ -459,7 +481,7 @@ class PersonRecognizer(Recognizer):
     # follower is checked inside the regex so only plausible positions reach Python.
     _start = re.compile(rf"(?:^|[\n。；;！？!?\s，,、：:“\"])(?P<name>{_COMPOUND}|[{_SURNAME_CLASS}])"
                         rf"(?=[{CJK}]{{1,3}}?(?:{_followers}))", re.MULTILINE)
-    _title = re.compile(rf"(?:^|(?<=[\n。；;，,、：:\s“\"（(]))(?P<surname>{_COMPOUND}|[{_SURNAME_CLASS}])"
+    _title = re.compile(rf"(?<![主副科院室部处护军医技药教讲总])(?P<surname>{_COMPOUND}|[{_SURNAME_CLASS}])"
                         r"(?=(?:医生|大夫|主任|护士|护士长|教授|老师|医师|院长)(?![\u4e00-\u9fff]{0,1}(?:科|室|院)))")
 
     def find(self, text):
@@ -476,12 +498,18 @@ class PersonRecognizer(Recognizer):
             if not length or (start, start + length) in seen:
                 continue
             end = start + length
+            if text.startswith(TITLE_FOLLOWERS, end) and _is_common_word(text[start:end]):
+                continue
             if text.startswith(NAME_FOLLOWERS, end) and not text.startswith(("因", "于"), end):
                 yield self.span(start, end, 0.88)
             elif text.startswith(("，男", "，女", ",男", ",女", " 男", " 女"), end):
                 yield self.span(start, end, 0.9)
         for match in self._title.finditer(text):
-            yield self.span(match.start("surname"), match.end("surname"), 0.7)
+            start = match.start("surname")
+            joined = text[max(0, start - 1):match.end("surname")]
+            if joined in NAME_LOOKALIKES or (len(joined) == 2 and _is_common_word(joined)):
+                continue
+            yield self.span(start, match.end("surname"), 0.7)
 
 
 def all_recognizers(types: tuple[str, ...] | None = None) -> list[Recognizer]:
