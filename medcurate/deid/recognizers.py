@@ -345,7 +345,10 @@ class AddressRecognizer(Recognizer):
                 value_end = stop.start()
             while value_end > match.start("value") and text[value_end - 1] in " \t":
                 value_end -= 1
-            if value_end - match.start("value") >= 4:
+            value = text[match.start("value"):value_end]
+            looks_like_address = (self._chain.search(value) or re.match(_PROVINCE, value)
+                                  or _NUMBERED_UNIT.search(value))
+            if value_end - match.start("value") >= 4 and looks_like_address:
                 yield self.span(match.start("value"), value_end, 0.95)
         for window_start, window_end in self._windows(text):
             yield from self._chains(text, window_start, window_end)
@@ -387,6 +390,9 @@ class OrganizationRecognizer(Recognizer):
                          r"工厂|派出所|法院|分行|支行")
     _lead = re.compile(r"(?:在|于|到|是|为|就职于|任职于|就读于|工作于|系)")
     _strong = re.compile("公司|集团|银行|分行|支行|中学|小学|幼儿园|派出所")
+    # Unlabelled company or school names (drug makers in a textbook) are kept unless the text
+    # says the person works or studies there.
+    _employment = re.compile(r"(就职|任职|工作|上班|就读|在读|供职|退休于|单位)[于在是为]?\s*$")
 
     def find(self, text):
         for match in self._labelled.finditer(text):
@@ -403,9 +409,13 @@ class OrganizationRecognizer(Recognizer):
             lead = self._lead.match(text, start)
             if lead:
                 start = lead.end()
-            if any(text[start:match.end()].endswith(s) for s in CARE_SETTING_SUFFIXES):
+            particle = text.rfind("的", start, match.start())
+            if particle >= 0:
+                start = particle + 1
+            if match.start() - start < 2 or any(text[start:match.end()].endswith(s) for s in CARE_SETTING_SUFFIXES):
                 continue
-            yield self.span(start, match.end(), 0.6 if self._strong.search(match.group()) else 0.45)
+            employed = self._employment.search(text, max(0, start - 8), start)
+            yield self.span(start, match.end(), 0.85 if employed and self._strong.search(match.group()) else 0.45)
 
 
 # ---------------------------------------------------------------- PERSON
@@ -434,6 +444,29 @@ def _is_common_word(candidate: str) -> bool:
     return tag is not None and not tag.startswith("nr") and jieba.dt.FREQ.get(candidate, 0) >= 20
 
 
+def _name_before_title(text: str, title_start: int) -> tuple[int, float] | None:
+    """The name (or bare surname) right before a title such as 医生/主任, found by jieba's segmentation of
+    a short window: 由张明华医生 -> 张明华, 查房时刘主任 -> 刘, 谢谢医生 -> none."""
+    import jieba
+
+    window_start = max(0, title_start - 6)
+    window = text[window_start:title_start]
+    if not window or not ("\u4e00" <= window[-1] <= "\u9fff"):
+        return None
+    jieba.setLogLevel(60)
+    last = jieba.lcut(window)[-1]
+    start = title_start - len(last)
+    if last in NAME_LOOKALIKES or (start > 0 and text[start - 1:title_start] in NAME_LOOKALIKES):
+        return None
+    if len(last) == 1:
+        if last in SINGLE_SURNAMES and not (start > 0 and text[start - 1] in "主副科院室部处护军医技药教讲总"):
+            return start, 0.7
+        return None
+    if 2 <= len(last) <= 4 and _name_length(text, start, labelled=True) == len(last) and not _is_common_word(last):
+        return start, 0.85
+    return None
+
+
 def _name_length(text: str, start: int, labelled: bool) -> int:
     """How many characters from ``start`` form a name, or 0 when none fits.
 
@@ -454,9 +487,6 @@ def _name_length(text: str, start: int, labelled: bool) -> int:
         if text[start:end] in NAME_LOOKALIKES:
             continue
         if end == len(text) or text[end] in NAME_BOUNDARY or text.startswith(NAME_FOLLOWERS, end):
-            best = surname + given
-            break
-        if labelled and given == 2 and text[end] in "男女" and end + 1 <= len(text):
             best = surname + given
             break
     return best
@@ -481,14 +511,18 @@ class PersonRecognizer(Recognizer):
     # follower is checked inside the regex so only plausible positions reach Python.
     _start = re.compile(rf"(?:^|[\n。；;！？!?\s，,、：:“\"])(?P<name>{_COMPOUND}|[{_SURNAME_CLASS}])"
                         rf"(?=[{CJK}]{{1,3}}?(?:{_followers}))", re.MULTILINE)
-    _title = re.compile(rf"(?<![主副科院室部处护军医技药教讲总])(?P<surname>{_COMPOUND}|[{_SURNAME_CLASS}])"
-                        r"(?=(?:医生|大夫|主任|护士|护士长|教授|老师|医师|院长)(?![\u4e00-\u9fff]{0,1}(?:科|室|院)))")
+    # Labels that are also ordinary subjects of a sentence (患者区别于…): the name must not be a common word.
+    _weak_labels = frozenset({"患者", "病人", "患儿", "产妇", "孕妇", "病员", "伤者", "医生", "医师", "护士"})
+    _title = re.compile("(?:" + "|".join(TITLE_FOLLOWERS) + r"|医师|院长|护士长)(?![\u4e00-\u9fff]{0,1}(?:科|室|院))")
 
     def find(self, text):
         seen: set[tuple[int, int]] = set()
         for match in self._labels.finditer(text):
             start = match.end()
             length = _name_length(text, start, labelled=True)
+            weak = match.group().strip() in self._weak_labels
+            if length and weak and _is_common_word(text[start:start + length]):
+                continue
             if length:
                 seen.add((start, start + length))
                 yield self.span(start, start + length, 0.92)
@@ -505,11 +539,9 @@ class PersonRecognizer(Recognizer):
             elif text.startswith(("，男", "，女", ",男", ",女", " 男", " 女"), end):
                 yield self.span(start, end, 0.9)
         for match in self._title.finditer(text):
-            start = match.start("surname")
-            joined = text[max(0, start - 1):match.end("surname")]
-            if joined in NAME_LOOKALIKES or (len(joined) == 2 and _is_common_word(joined)):
-                continue
-            yield self.span(start, match.end("surname"), 0.7)
+            found = _name_before_title(text, match.start())
+            if found and (found[0], match.start()) not in seen:
+                yield self.span(found[0], match.start(), found[1])
 
 
 def all_recognizers(types: tuple[str, ...] | None = None) -> list[Recognizer]:
