@@ -81,7 +81,7 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
 @annotate.command("push")
 @click.option("--candidates", required=True, type=click.Path(dir_okay=False), help="JSONL from `annotate sample`.")
 @click.option("--kind", type=click.Choice(["pairwise", "ranking", "binary"]), default="pairwise", show_default=True)
-@click.option("--annotators", required=True, help="Comma-separated annotator e-mails (accounts made when missing).")
+@click.option("--annotators", required=True, help="Comma-separated annotator e-mails (their Label Studio accounts).")
 @click.option("--overlap", default=2, show_default=True, type=int, help="Annotators per item (at least 2).")
 @click.option("--title", default=None)
 @click.option("--project-id", default=None, type=int, help="Complete an existing project (its config is checked).")
@@ -110,11 +110,14 @@ def push_command(candidates, kind, annotators, overlap, title, project_id, seed,
                   f"{result.skipped_near_duplicates} near-duplicate pair(s) skipped; "
                   f"{result.predictions} judge prediction(s); load per annotator: "
                   + ", ".join(f"{email}={n}" for email, n in sorted(result.load.items())))
+    if result.without_account:
+        say("no Label Studio account yet for " + ", ".join(result.without_account)
+            + ": they sign up with the organisation's invite link using exactly this e-mail")
     click.echo(result.project_id)
 
 
 @annotate.command("pull")
-@click.option("--expert", default=None, help="E-mail of the expert who adjudicates (account made when missing).")
+@click.option("--expert", default=None, help="E-mail of the expert who adjudicates (shown as the assignee).")
 @click.option("--min-votes", default=2, show_default=True, type=int, help="Votes a judgement needs to count as agreed.")
 @workdir_option
 @server_options

@@ -198,6 +198,7 @@ class PushResult:
     skipped_single_candidate: int
     predictions: int
     load: dict[str, int] = field(default_factory=dict)
+    without_account: list[str] = field(default_factory=list)
 
 
 def push(server: LabelStudioServer, *, workdir: Path, candidates: Path, kind: str, annotators: list[str],
@@ -239,8 +240,7 @@ def push(server: LabelStudioServer, *, workdir: Path, candidates: Path, kind: st
         "adjudication": (previous or {}).get("adjudication"),
     }
     save_state(workdir, state)
-    for email in annotators:
-        server.ensure_user(email)
+    without_account = [email for email, user_id in server.accounts(annotators).items() if user_id is None]
 
     present = set()
     for page in server.task_pages(project_id):
@@ -262,7 +262,7 @@ def push(server: LabelStudioServer, *, workdir: Path, candidates: Path, kind: st
     _create_annotator_views(server, project_id, annotators, existing=previous is not None)
     load = Counter(email for assigned in assignment.values() for email in assigned)
     return PushResult(project_id, len(plan.units), plan.skipped_near_duplicates, plan.skipped_single_candidate,
-                      predictions, dict(load))
+                      predictions, dict(load), without_account)
 
 
 def _create_annotator_views(server: LabelStudioServer, project_id: int, annotators: list[str], existing: bool) -> None:
@@ -496,8 +496,6 @@ def queue_disagreements(server: LabelStudioServer, workdir: Path, state: dict[st
         save_state(workdir, state)
     else:
         check_project_config(server, adjudication["project_id"], kind)
-    if expert:
-        server.ensure_user(expert)
     units = list(fresh.items())
     for start in range(0, len(units), IMPORT_BATCH):
         batch = units[start:start + IMPORT_BATCH]

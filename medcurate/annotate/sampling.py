@@ -140,19 +140,19 @@ def openai_generator(settings: SamplingSettings, api_key: str | None) -> Callabl
 
 def local_generator(settings: SamplingSettings) -> Callable[[list[dict[str, str]], int], list[str]]:
     """k sampled answers per prompt from a local transformers model folder (+ LoRA adapter)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     model_path = Path(settings.model)
     if not model_path.is_dir():
         raise MedcurateError("model folder not found", file=settings.model, field="model")
+    if settings.adapter and not Path(settings.adapter).is_dir():
+        raise MedcurateError("adapter folder not found", file=settings.adapter, field="adapter")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path)
     if settings.adapter:
         from peft import PeftModel
 
-        if not Path(settings.adapter).is_dir():
-            raise MedcurateError("adapter folder not found", file=settings.adapter, field="adapter")
         model = PeftModel.from_pretrained(model, settings.adapter)
     model.eval()
     if tokenizer.pad_token_id is None:

@@ -88,13 +88,13 @@ class LabelStudioServer:
         return {user.id: (user.email or user.username or str(user.id))
                 for user in self.call("list users", self.sdk.users.list)}
 
-    def ensure_user(self, email: str) -> int:
-        """The id of the user with this email, creating the account when it does not exist."""
-        for user_id, known in self.users_by_id().items():
-            if known.lower() == email.lower():
-                return user_id
-        user = self.call("create a user", self.sdk.users.create, username=email.split("@")[0], email=email)
-        return user.id
+    def accounts(self, emails: list[str]) -> dict[str, int | None]:
+        """The user id of each e-mail, None for people without an account yet.
+
+        medcurate does not create accounts: one made through the API has no password and
+        would block the person from signing up with the organisation's invite link."""
+        known = {email.lower(): user_id for user_id, email in self.users_by_id().items()}
+        return {email: known.get(email.lower()) for email in emails}
 
     def project_config(self, project_id: int) -> str:
         return self.call(f"read project {project_id}", self.sdk.projects.get, id=project_id).label_config

@@ -208,3 +208,28 @@ def flaky_proxy(label_studio):
     proxy = FlakyProxy(label_studio[0])
     yield proxy
     proxy.server.shutdown()
+
+
+ANNOTATOR_EMAILS = ("alice@medcurate.test", "bob@medcurate.test", "expert@medcurate.test")
+
+
+def sign_up(url: str, email: str, password: str) -> str:
+    """Register a person the way annotators join (the sign-up form, then their own API token)."""
+    import httpx
+
+    with httpx.Client(base_url=url, follow_redirects=True, timeout=30) as session:
+        session.get("/user/signup/")
+        response = session.post("/user/signup/", data={"email": email, "password": password,
+                                                        "csrfmiddlewaretoken": session.cookies.get("csrftoken")},
+                                headers={"Referer": f"{url}/user/signup/"})
+        response.raise_for_status()
+        token = session.get("/api/current-user/token")
+        token.raise_for_status()
+        return token.json()["token"]
+
+
+@pytest.fixture(scope="session")
+def annotator_tokens(label_studio) -> dict[str, str]:
+    """alice, bob and the expert, each with an account and an API token of their own."""
+    url, _ = label_studio
+    return {email: sign_up(url, email, "annotator-pass-2026") for email in ANNOTATOR_EMAILS}

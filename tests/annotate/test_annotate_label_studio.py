@@ -19,9 +19,10 @@ from medcurate.errors import MedcurateError
 from medcurate.recipe import recipe_from_dict
 from medcurate.store import load_rows
 from medcurate.store import resolve as resolve_version
+from tests.annotate.conftest import ANNOTATOR_EMAILS
 from tests.conftest import run_medcurate
 
-ALICE, BOB, EXPERT = "alice@medcurate.test", "bob@medcurate.test", "expert@medcurate.test"
+ALICE, BOB, EXPERT = ANNOTATOR_EMAILS
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01)
 
 MULTI_TURN = [{"role": "user", "content": "孩子发烧38.5度"}, {"role": "assistant", "content": "烧了多久？有没有咳嗽？"},
@@ -60,10 +61,11 @@ def tasks_by_unit(server: LabelStudioServer, project_id: int) -> dict[str, int]:
 
 
 def annotate(server: LabelStudioServer, task_id: int, email: str, kind: str, judgements: dict) -> None:
-    """One annotation as that annotator (completed_by = their account)."""
-    user_id = server.ensure_user(email)
-    server.call("annotate", server.sdk.annotations.create, id=task_id, result=build_result(kind, judgements),
-                completed_by=user_id)
+    """One annotation posted by that annotator with their own token."""
+    person = LabelStudioServer(server.url, TOKENS[email], retry=FAST_RETRY)
+    created = person.call("annotate", person.sdk.annotations.create, id=task_id,
+                          result=build_result(kind, judgements))
+    assert person.users_by_id()[created.completed_by] == email
 
 
 def export(workdir: Path, store: Path, name: str) -> tuple[list[dict], dict]:
@@ -72,8 +74,12 @@ def export(workdir: Path, store: Path, name: str) -> tuple[list[dict], dict]:
     return load_rows(result.version, store=store)["train"], result.manifest
 
 
+TOKENS: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
-def server(label_studio):
+def server(label_studio, annotator_tokens):
+    TOKENS.update(annotator_tokens)
     return LabelStudioServer(*label_studio, retry=FAST_RETRY)
 
 
@@ -186,8 +192,11 @@ def test_ranking_loop_gives_all_ordered_pairs(server, tmp_path):
     items = [{"item_id": f"r{n}", "prompt": f"排序问题{n}",
               "candidates": [{"id": f"c{i}", "text": f"排序{n}回答{i}"} for i in range(3)]} for n in (1, 2)]
     workdir = tmp_path / "ranking"
+    carol = "carol@medcurate.test"                                         # assigned, has not signed up yet
     pushed = push(server, workdir=workdir, candidates=write_candidates(tmp_path / "r.jsonl", items), kind="ranking",
-                  annotators=[ALICE, BOB])
+                  annotators=[ALICE, BOB, carol])
+    assert pushed.without_account == [carol]
+    assert load_state(workdir)["assignment"] == {"r1": [ALICE, BOB], "r2": [BOB, carol]}
     tasks = tasks_by_unit(server, pushed.project_id)
     for email in (ALICE, BOB):
         annotate(server, tasks["r1"], email, "ranking", {"order": ["c0", "c1", "c2"]})
@@ -196,6 +205,7 @@ def test_ranking_loop_gives_all_ordered_pairs(server, tmp_path):
     pulled = pull(server, workdir=workdir)
     order = pulled.report["agreement"]["order"]
     assert order["items"] == 6 and order["raw_agreement"] == pytest.approx(5 / 6, abs=1e-4)
+    assert pulled.report["annotations_by_unassigned_annotator"] == 1        # alice stood in for carol on r2
     assert pulled.queued == 1
     assert load_state(workdir)["adjudication"]["queued"] == {"r2": ["order:c0|c2"]}
 
