@@ -126,15 +126,20 @@ def worker(config: str, setup: dict, args) -> dict:
                            model_init_kwargs={"dtype": torch.bfloat16 if cuda else torch.float32}),
             peft_config=LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear",
                                    task_type="CAUSAL_LM"))
+    step_ends: list[float] = []
+    trainer.add_callback(_step_clock(step_ends))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
     trainer.train()
-    seconds = time.perf_counter() - started
-    tokens = max((entry.get("num_tokens", 0) for entry in trainer.state.log_history), default=0)
+    # steady state: from the end of the warm-up steps to the end of the last step
+    warmup = min(args.warmup_steps, len(step_ends) - 1)
+    seconds = step_ends[-1] - step_ends[warmup - 1] if warmup else step_ends[-1] - step_ends[0]
+    tokens_at = {entry["step"]: entry["num_tokens"] for entry in trainer.state.log_history
+                 if "num_tokens" in entry and "step" in entry}
+    tokens = tokens_at[len(step_ends)] - tokens_at.get(warmup, 0)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    result = {"config": config, "steps": trainer.state.global_step, "tokens": int(tokens),
-              "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
+    result = {"config": config, "steps": trainer.state.global_step, "timed_steps": len(step_ends) - warmup,
+              "tokens": int(tokens), "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
               "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "first_loss": round(losses[0], 4) if losses else None, "last_loss": round(losses[-1], 4) if losses else None,
               "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
@@ -144,6 +149,16 @@ def worker(config: str, setup: dict, args) -> dict:
     return result
 
 
+def _step_clock(step_ends: list[float]):
+    from transformers import TrainerCallback
+
+    class StepClock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            step_ends.append(time.perf_counter())
+
+    return StepClock()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=("tiny", "0.5b"), default="tiny")
@@ -151,6 +166,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--warmup-steps", type=int, default=3, help="Steps left out of the timing.")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="OMP/torch intra-op threads per worker (default 1 for tiny: on a 2-vCPU machine two "
+                             "threads stalled runs at random, up to 6x slower; unset for 0.5b).")
+    parser.add_argument("--repeat", type=int, default=1, help="Runs per configuration; the median tokens/s is kept.")
     parser.add_argument("--checkpointing", action="store_true", help="Turn activation checkpointing on.")
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"Comma-separated subset of {', '.join(CONFIGS)}.")
     parser.add_argument("--workdir", default=None)
@@ -172,24 +192,37 @@ def main() -> None:
     results = []
     for config in args.configs.split(","):
         command = [sys.executable, __file__, "--worker", config, "--workdir", str(workdir), "--size", args.size,
-                   "--steps", str(args.steps), "--batch", str(args.batch), "--max-length", str(args.max_length)]
+                   "--steps", str(args.steps), "--batch", str(args.batch), "--max-length", str(args.max_length),
+                   "--warmup-steps", str(args.warmup_steps)]
         if args.checkpointing:
             command.append("--checkpointing")
-        done = subprocess.run(command, capture_output=True, text=True)
-        line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
-        if line is None:
-            results.append({"config": config, "error": (done.stderr.strip().splitlines() or ["?"])[-1]})
-        else:
-            results.append(json.loads(line[len("RESULT "):]))
-        print(json.dumps(results[-1]), flush=True)
-    header = "| config | steps | tokens | seconds | tokens/s | peak RSS MiB | peak GPU MiB | loss first -> last |"
-    print("\n" + header + "\n|" + "---|" * 8)
+        threads = args.threads if args.threads is not None else (1 if args.size == "tiny" else None)
+        env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+        runs = []
+        for _ in range(args.repeat):
+            done = subprocess.run(command, capture_output=True, text=True, env=env)
+            line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
+            if line is None:
+                runs = [{"config": config, "error": (done.stderr.strip().splitlines() or ["?"])[-1]}]
+                break
+            runs.append(json.loads(line[len("RESULT "):]))
+            print(json.dumps(runs[-1]), flush=True)
+        if "error" in runs[0]:
+            results.append(runs[0])
+            print(json.dumps(runs[0]), flush=True)
+            continue
+        median = sorted(runs, key=lambda r: r["tokens_per_s"])[len(runs) // 2]
+        results.append({**median, "tokens_per_s_all": [r["tokens_per_s"] for r in runs],
+                        "peak_rss_mib": max(r["peak_rss_mib"] for r in runs)})
+    header = ("| config | timed steps | tokens | seconds | tokens/s (median) | tokens/s (all runs) | peak RSS MiB "
+              "| peak GPU MiB | loss first -> last |")
+    print("\n" + header + "\n|" + "---|" * 9)
     for r in results:
         if "error" in r:
             print(f"| {r['config']} | error: {r['error']} |")
             continue
-        print(f"| {r['config']} | {r['steps']} | {r['tokens']} | {r['seconds']} | {r['tokens_per_s']} | "
-              f"{r['peak_rss_mib']} | {r.get('peak_gpu_mib', '-')} | {r['first_loss']} -> {r['last_loss']} |")
+        print(f"| {r['config']} | {r['timed_steps']} | {r['tokens']} | {r['seconds']} | {r['tokens_per_s']} | "
+              f"{', '.join(str(v) for v in r['tokens_per_s_all'])} | {r['peak_rss_mib']} | {r.get('peak_gpu_mib', '-')} | {r['first_loss']} -> {r['last_loss']} |")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"size": args.size, "args": vars(args), "results": results},
                                                   indent=2) + "\n")
