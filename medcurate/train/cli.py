@@ -53,7 +53,7 @@ def _stage_command(stage: str, summary: str):
 
         result = run_training(stage, recipe, model_path, data, out_dir, store=store, adapter=adapter,
                               overrides=list(overrides))
-        metrics = result.lineage["final_metrics"]
+        metrics = result.lineage.get("final_metrics", {})
         loss = metrics.get("train_loss")
         console.print(f"{stage} on {result.lineage['dataset']['ref']}: train_loss="
                       f"{loss:.4f}" if isinstance(loss, float) else f"{stage} finished")

@@ -61,7 +61,7 @@ def find_recipe(name_or_path: str) -> Path:
 def read_recipe(name_or_path: str) -> tuple[dict[str, Any], Path]:
     path = find_recipe(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        data = parse_yaml(path.read_text(encoding="utf-8-sig"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise MedcurateError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
@@ -79,7 +79,7 @@ def apply_overrides(recipe: dict[str, Any], overrides: list[str], origin: str = 
         if not sep or not key.strip():
             raise MedcurateError(f"expected KEY=VALUE, got {override!r}", file=origin)
         try:
-            value = _number(yaml.safe_load(raw_value)) if raw_value.strip() else None
+            value = parse_yaml(raw_value) if raw_value.strip() else None
         except yaml.YAMLError:
             value = raw_value
         target = result
@@ -92,16 +92,23 @@ def apply_overrides(recipe: dict[str, Any], overrides: list[str], origin: str = 
     return result
 
 
-_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+class RecipeLoader(yaml.SafeLoader):
+    """YAML as people write training settings: only true/false are booleans (``save_strategy: no``
+    stays the string "no") and ``1e-4`` is a float (PyYAML's YAML 1.1 reads both otherwise)."""
 
 
-def _number(value: Any) -> Any:
-    """``1e-4`` as a float: YAML 1.1 (PyYAML) reads exponents without a dot as strings."""
-    if isinstance(value, str) and _FLOAT.match(value.strip()):
-        return float(value)
-    if isinstance(value, dict):
-        return {key: _number(item) for key, item in value.items()}
-    return value
+RecipeLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+RecipeLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                   list("tTfF"))
+RecipeLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                   re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+                                   list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=RecipeLoader)
 
 
 def resolve_recipe(data: dict[str, Any], stage: str, origin: str) -> dict[str, Any]:
@@ -117,7 +124,7 @@ def resolve_recipe(data: dict[str, Any], stage: str, origin: str) -> dict[str, A
     if written_stage and written_stage != stage:
         raise fail(f"this recipe is for stage {written_stage!r}, not {stage!r}", "stage")
     resolved = copy.deepcopy(DEFAULTS)
-    for key, value in _number(data).items():
+    for key, value in data.items():
         if isinstance(value, dict) and isinstance(resolved.get(key), dict):
             resolved[key] = {**resolved[key], **value}
         else:

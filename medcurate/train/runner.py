@@ -204,7 +204,8 @@ def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out:
     tokenizer = load_tokenizer(model_path)
     device = _device_settings(resolved)
     out = Path(out)
-    if (out / LINEAGE_FILE).exists():
+    main_process = is_main_process()
+    if main_process and (out / LINEAGE_FILE).exists():
         raise MedcurateError("run directory already holds a run; choose a new --out", file=str(out))
     out.mkdir(parents=True, exist_ok=True)
     config = build_trl_config(resolved, out, eval_data is not None, device)
@@ -230,12 +231,14 @@ def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out:
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "status": "running",
     }
-    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe_as_run, allow_unicode=True, sort_keys=True),
-                                     encoding="utf-8")
+    if main_process:
+        (out / "recipe.yaml").write_text(yaml.safe_dump(recipe_as_run, allow_unicode=True, sort_keys=True),
+                                         encoding="utf-8")
     trainer = _make_trainer(stage, str(model_path), adapter, config, quantization, peft_config, tokenizer,
                             train_data, eval_data, [MetricsWriter.create(out / METRICS_FILE)])
     lineage["base_model"]["loaded_in_4bit"] = any(type(m).__name__ == "Linear4bit" for m in trainer.model.modules())
-    _write_json(out / LINEAGE_FILE, lineage)
+    if main_process:
+        _write_json(out / LINEAGE_FILE, lineage)
     final_dir = out / (MODEL_DIR if peft_config is None and adapter is None else ADAPTER_DIR)
     return PreparedRun(trainer, tokenizer, lineage, out, final_dir)
 
@@ -250,16 +253,23 @@ def run_training(stage: str, recipe: str, model_path: str | Path, data: str, out
     trainer, lineage = run.trainer, run.lineage
     train_output = trainer.train()
     trainer.save_model(str(run.output_dir))
-    run.tokenizer.save_pretrained(str(run.output_dir))
     metrics = dict(train_output.metrics)
     if trainer.eval_dataset is not None:
         metrics.update(trainer.evaluate())
+    if not is_main_process():
+        return RunResult(run.run_dir, run.output_dir, lineage)
+    run.tokenizer.save_pretrained(str(run.output_dir))
     lineage.update(status="finished", output=run.output_dir.name, final_metrics=metrics,
                    best_checkpoint=trainer.state.best_model_checkpoint,
                    finished_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     _write_json(run.run_dir / LINEAGE_FILE, lineage)
     (run.run_dir / "README.md").write_text(render_model_card(lineage), encoding="utf-8")
     return RunResult(run.run_dir, run.output_dir, lineage)
+
+
+def is_main_process() -> bool:
+    """Rank 0 under ``accelerate launch`` / torchrun (or a plain single process) writes the run files."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def resolved_without_private(resolved: dict[str, Any]) -> dict[str, Any]:

@@ -39,8 +39,9 @@ def test_shipped_recipes_carry_the_papers_settings(name):
 
 def test_overrides_parse_values_and_reach_nested_keys():
     data, path = read_recipe("clinicalgpt-sft")
-    changed = apply_overrides(data, ["learning_rate=1e-4", "lora.r=16", "packing=true"])
+    changed = apply_overrides(data, ["learning_rate=1e-4", "lora.r=16", "packing=true", "save_strategy=no"])
     resolved = resolve_recipe(changed, "sft", str(path))
+    assert resolved["save_strategy"] == "no"
     assert resolved["learning_rate"] == 1e-4 and resolved["lora"]["r"] == 16 and resolved["packing"] is True
     assert data["lora"]["r"] == 8
     with pytest.raises(MedcurateError, match="unknown key 'learning_rat'"):
