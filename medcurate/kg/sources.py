@@ -146,10 +146,14 @@ def parse_39health(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[
 
     Columns alias (Chinese/ASCII commas), part, department, checklist, symptom, complication,
     treatment (、-separated), drug; the scraped `` [详细]`` marker is removed and items truncated
-    with ``...`` are dropped and counted."""
+    with ``...`` are dropped and counted; a record whose disease name itself is truncated is
+    dropped as ``truncated_name`` (several different diseases share such a prefix)."""
     name = normalise_entity(record.get("name"))
     if not name:
         raise RecordError("missing field: name", field="name")
+    if name.endswith("..."):
+        ctx.drop(None, "truncated_name")
+        return []
     departments = _health39_items(record.get("department", ""), "department", ctx, spec)
     department = departments[-1] if departments else ""
     rows: list[Row] = []
