@@ -96,7 +96,10 @@ def _xywy_rows(record: Row, spec: SourceSpec, ctx: StepContext, csv_cells: bool)
                 if not match:
                     _count(ctx, spec, "drug_detail_without_drug")
                     continue
-                rows.append(_triple(normalise_entity(match["drug"]), relation, normalise_entity(match["producer"])))
+                drug, producer = normalise_entity(match["drug"]), normalise_entity(match["producer"])
+                if producer.endswith(drug) and len(producer) > len(drug):
+                    producer = producer[: -len(drug)].strip()  # "丰原制药注射用X(注射用X)" -> 丰原制药
+                rows.append(_triple(drug, relation, producer))
             else:
                 rows.append(_triple(name, relation, item, department))
     return rows

@@ -80,13 +80,14 @@ def test_xywy_csv_export_with_chinese_headers(tmp_path, store):
     header = "疾病名称,疾病描述,疾病种类,科室,病因,症状,检查,并发症,花费,疗程,疗法,治愈率,易感人群,感染概率,感染途径,预防措施,推荐药物,常用药物,具体药物,可以吃,不可以吃,推荐吃,是否纳入医保\n"
     record = ('百日咳,"百日咳是……\n多行描述","疾病百科,儿科","儿科,小儿内科",病因,"阵发性痉挛性咳嗽,闫鹏辉,鸡鸣样吸气吼声",'
               '"血常规,胸部X线",肺炎,花费,疗程,"药物治疗,支持性治疗",治愈率,儿童,概率,途径,预防,"红霉素片","红霉素片,阿奇霉素片",'
-              '"某药厂(红霉素片)",鸡蛋,"辣椒,生姜",鸡蛋羹,否\n')
+              '"某药厂红霉素片(红霉素片),另一药厂(红霉素片)",鸡蛋,"辣椒,生姜",鸡蛋羹,否\n')
     (tmp_path / "medical_data.csv").write_text(header + record, encoding="utf-8")
     manifest, rows, _ = kg_build(tmp_path, store, [{"name": "x", "path": "medical_data.csv", "format": "xywy_csv"}],
                                  two_hop=False)
     triples = triples_of(rows)
     assert {("百日咳", "common_drug", "阿奇霉素片"), ("百日咳", "need_check", "胸部X线"), ("百日咳", "not_eat", "生姜"),
-            ("百日咳", "cure_way", "支持性治疗"), ("红霉素片", "drug_producer", "某药厂")} <= triples
+            ("百日咳", "cure_way", "支持性治疗"), ("红霉素片", "drug_producer", "某药厂"),
+            ("红霉素片", "drug_producer", "另一药厂")} <= triples
     assert rows[0]["department"] == "小儿内科"
 
 
