@@ -11,6 +11,7 @@ import statistics
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterable
 
 import networkx as nx
@@ -69,7 +70,12 @@ def normalise_entity(name: object) -> str:
     """One spelling per entity: NFKC (full-width -> half-width), whitespace collapsed and stripped."""
     if name is None:
         return ""
-    return _SPACES.sub(" ", unicodedata.normalize("NFKC", str(name))).strip()
+    return _normalise_text(str(name))
+
+
+@lru_cache(maxsize=1 << 18)
+def _normalise_text(text: str) -> str:
+    return _SPACES.sub(" ", unicodedata.normalize("NFKC", text)).strip()
 
 
 def normalise_relation(name: object) -> str:

@@ -33,10 +33,12 @@ def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def fill(text: str, subject: str, objects: list[str], lang: str, middle: str = "") -> str:
-    values = {"subject": subject, "objects": join_objects(objects, lang), "middle": middle}
-    values.update({_capitalise(k): _capitalise(v) for k, v in values.items()})
-    return text.format(**values)
+def fill(text: str, subject: str, objects: str, middle: str = "") -> str:
+    """A template text with its slots filled (``objects`` already joined); {Subject} capitalises."""
+    values = {"subject": subject, "objects": objects, "middle": middle}
+    if "{S" in text or "{O" in text or "{M" in text:
+        values.update({_capitalise(k): _capitalise(v) for k, v in list(values.items())})
+    return text.format_map(values)
 
 
 def _stable_index(seed: int, key: str, count: int) -> int:
@@ -72,8 +74,9 @@ def index_edges(graph: nx.MultiDiGraph) -> EdgeIndex:
 
 def _row(template: Template, subject: str, objects: list[str], triples: list[list[str]], lang: str,
          department: str, middle: str = "") -> dict:
-    return {"instruction": fill(template.question, subject, objects, lang, middle), "query": "",
-            "answer": fill(template.answer, subject, objects, lang, middle), "task": TASK,
+    joined = join_objects(objects, lang)
+    return {"instruction": fill(template.question, subject, joined, middle), "query": "",
+            "answer": fill(template.answer, subject, joined, middle), "task": TASK,
             "template_id": template.id, "relation": template.relation, "subject": subject,
             "department": department, "triples": triples}
 

@@ -24,17 +24,20 @@ def test_example_recipe_builds_and_balances(store):
     assert "KG QA rows per template" in card
 
 
-def test_one_shot_command_publishes_and_reports_missing_templates(store):
+def test_one_shot_command_publishes_and_reports_missing_templates(tmp_path, store):
+    (tmp_path / "storage.yaml").write_text(
+        "lang: en\ntemplates:\n  - {id: my.storage, relation: storage, question: 'How is {subject} stored?', answer: '{objects}.'}\n",
+        encoding="utf-8")
     result = run_medcurate("kg", "qa", "xywy:examples/data/kg_xywy_sample.jsonl", "triples:examples/data/kg_triples_sample.csv",
                            "--lang", "en", "--name", "kgcli", "--store", str(store), "--per-triple",
-                           "--max-per-entity", "3", "--seed", "7", cwd=REPO, check=True)
-    assert "no template: category (2 triples)" in result.stderr
+                           "--max-per-entity", "3", "--seed", "7", "--templates", str(tmp_path), cwd=REPO, check=True)
+    assert "no template: category (2 triples)" in result.stderr and "no template: storage" not in result.stderr
     rows = load_rows("kgcli@latest", store)["train"]
     assert rows and all(row["template_id"].startswith("en.") for row in rows)
     assert max(Counter(row["subject"] for row in rows).values()) <= 3
     manifest = json.loads(next((store / "kgcli").glob("*/manifest.json")).read_text())
     assert manifest["recipe"]["steps"] == [{"kg_qa": {"lang": "en", "cap": 10, "per_triple": True, "two_hop": True,
-                                                      "max_per_entity": 3}}]
+                                                      "max_per_entity": 3, "templates": [str(tmp_path)]}}]
 
 
 def test_one_shot_command_refuses_an_unknown_format(store):

@@ -66,3 +66,20 @@ def test_max_per_entity_caps_hub_subjects():
     result = render(graph, load_templates("zh"), lang="zh", max_per_entity=2, seed=1)
     assert len(result.rows) == 2 and result.capped_by_max_per_entity == 3
     assert result.rows == render(graph, load_templates("zh"), lang="zh", max_per_entity=2, seed=1).rows
+
+
+def test_subject_type_keys_a_template(tmp_path):
+    from medcurate.kg.graph import build_graph as build
+
+    (tmp_path / "typed.yaml").write_text(
+        "lang: zh\ntemplates:\n"
+        "  - {id: my.drug_related, relation: related_disease, subject_type: drug, question: '{subject}与哪些疾病有关？', answer: '药物{subject}：{objects}'}\n",
+        encoding="utf-8")
+    templates = load_templates("zh", [tmp_path])
+    graph = build([{"head": "阿司匹林", "head_type": "drug", "relation": "相关疾病", "tail": "心绞痛"},
+                   {"head": "尿沉渣计数", "head_type": "check", "relation": "相关疾病", "tail": "尿路感染"}]).graph
+    rows = {row["subject"]: row for row in render(graph, templates, lang="zh", seed=0).rows}
+    assert rows["阿司匹林"]["template_id"] in {"my.drug_related", "zh.related_disease.p1"}
+    assert rows["尿沉渣计数"]["template_id"] == "zh.related_disease.p1"
+    chosen = {render(graph, templates, lang="zh", seed=seed).rows[0]["template_id"] for seed in range(12)}
+    assert chosen == {"my.drug_related", "zh.related_disease.p1"}
