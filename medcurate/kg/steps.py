@@ -1,0 +1,76 @@
+"""The ``kg_qa`` step: triple rows -> one knowledge graph -> templated question/answer rows.
+
+Every input triple is accounted for: removed by the graph (``empty_entity``, ``self_loop``,
+``duplicate_triple``), dropped as ``no_template`` when its relation has no template for its
+subject (also counted per relation in the card), or consumed into QA rows (``merged``), after
+which the QA rows are ``created``.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from medcurate.card import markdown_table
+from medcurate.kg import sources  # noqa: F401  (registers the KG source formats)
+from medcurate.kg.graph import build_graph, graph_stats
+from medcurate.kg.render import index_edges, render, rows_per_template
+from medcurate.kg.templates import load_templates
+from medcurate.pipeline import Row, StepContext, register_step
+
+
+@register_step("kg_qa", reads=("head", "relation", "tail", "head_type", "tail_type", "department"),
+               writes=("instruction", "query", "answer", "task", "template_id", "department", "triples"))
+def kg_qa(rows: list[Row], ctx: StepContext, lang: str = "zh", cap: int | None = 10, per_triple: bool = False,
+          two_hop: bool = True, max_per_entity: int | None = None, templates: list[str] | str | None = None) -> list[Row]:
+    """Knowledge-graph triples -> QA rows through templates/kg/*.yaml (ClinicalGPT cMedQA-KG).
+
+    One QA per (subject, relation) listing its objects (at most ``cap``, seeded sample), or one per
+    triple with ``per_triple``; two-hop questions where the middle entity is unique; ``max_per_entity``
+    caps the rows per subject; ``templates`` adds folders of user templates."""
+    extra = [templates] if isinstance(templates, str) else list(templates or [])
+    template_set = load_templates(lang, [ctx.resolve_path(folder) for folder in extra])
+    built = build_graph(rows)
+    graph = built.graph
+    for position, reason in sorted(built.removed.items()):
+        ctx.drop(rows[position], reason)
+    covered: Counter = Counter()
+    skipped: Counter = Counter()
+    kept = 0
+    for (head, _tail, relation), position in built.edge_rows.items():
+        if template_set.for_subject(relation, graph.nodes[head]["type"]):
+            covered[relation] += 1
+            kept += 1
+        else:
+            skipped[relation] += 1
+            ctx.drop(rows[position], "no_template")
+    result = render(graph, template_set, lang=lang, seed=ctx.seed, cap=cap, per_triple=per_triple, two_hop=two_hop,
+                    max_per_entity=max_per_entity, index=index_edges(graph))
+    ctx.merged(kept)
+    ctx.created(len(result.rows))
+    _card(ctx, graph, built, covered, skipped, result, lang)
+    return result.rows
+
+
+def _card(ctx: StepContext, graph, built, covered: Counter, skipped: Counter, result, lang: str) -> None:
+    stats = graph_stats(graph)
+    removed = Counter(built.removed.values())
+    per_template = rows_per_template(result.rows)
+    ctx.card.stats["kg"] = {
+        **stats, "lang": lang, "aliases_merged": built.aliases_merged, "triples_removed": dict(removed),
+        "triples_covered": dict(covered.most_common()), "triples_without_template": dict(skipped.most_common()),
+        "relations_without_template": sorted(skipped), "rows_per_template": per_template,
+        "qa_rows": len(result.rows), "capped_lists": result.capped_lists, "objects_left_out": result.objects_left_out,
+        "capped_by_max_per_entity": result.capped_by_max_per_entity, "two_hop_ambiguous": result.two_hop_ambiguous,
+    }
+    degree = stats["degree"]
+    ctx.card.add_section("Knowledge graph", "\n\n".join([
+        f"{stats['nodes']} nodes, {stats['edges']} edges; degree min {degree['min']}, median {degree['median']}, "
+        f"max {degree['max']}, mean {degree['mean']}; {built.aliases_merged} alias mentions merged.",
+        markdown_table(["node type", "nodes"], list(stats["nodes_by_type"].items())),
+        markdown_table(["edge type", "edges"], list(stats["edges_by_type"].items())),
+        markdown_table(["removed triples", "count"], sorted(removed.items())) if removed else "No triple removed."]))
+    relations = sorted(set(covered) | set(skipped), key=lambda r: (-(covered[r] + skipped[r]), r))
+    coverage = markdown_table(["relation", "triples covered", "triples without template"],
+                              [[r, covered[r], skipped[r]] for r in relations])
+    missing = ", ".join(sorted(skipped)) or "none"
+    ctx.card.add_section("KG template coverage", f"{coverage}\n\nRelations without a template: {missing}.")
+    ctx.card.add_section("KG QA rows per template", markdown_table(["template", "rows"], list(per_template.items())))
