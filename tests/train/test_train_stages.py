@@ -1,10 +1,12 @@
 """SFT (LoRA, QLoRA), DPO and reward training run on the tiny model through the real store."""
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("trl", reason="the train extra is not installed")
+
 import json
 import math
-
-import pytest
 
 from medcurate.errors import MedcurateError
 from medcurate.train.runner import merge_adapter, run_training
