@@ -99,13 +99,14 @@ def worker(config: str, setup: dict, args) -> dict:
     import torch
 
     packing = config.endswith("-packing")
+    run_dir = Path(args.workdir) / f"run-{config}-{os.getpid()}"
     if config.startswith("medcurate"):
         from medcurate.train.runner import prepare_run
 
         recipe = "ivygpt-qlora-sft" if "qlora" in config else "clinicalgpt-sft"
         overrides = [*common_overrides(args), f"packing={'true' if packing else 'false'}"]
-        run = prepare_run("sft", recipe, setup["model"], setup["ref"], Path(args.workdir) / f"run-{config}",
-                          store=setup["store"], overrides=overrides)
+        run = prepare_run("sft", recipe, setup["model"], setup["ref"], run_dir, store=setup["store"],
+                          overrides=overrides)
         trainer = run.trainer
     else:
         from peft import LoraConfig
@@ -119,7 +120,7 @@ def worker(config: str, setup: dict, args) -> dict:
         trainer = SFTTrainer(
             model=setup["model"], train_dataset=train_data,
             processing_class=AutoTokenizer.from_pretrained(setup["model"]),
-            args=SFTConfig(output_dir=str(Path(args.workdir) / f"run-{config}"), per_device_train_batch_size=args.batch,
+            args=SFTConfig(output_dir=str(run_dir), per_device_train_batch_size=args.batch,
                            max_steps=args.steps, max_length=args.max_length, learning_rate=1e-4, packing=packing,
                            logging_steps=1, save_strategy="no", report_to="none", bf16=cuda, use_cpu=not cuda,
                            activation_checkpointing=args.checkpointing, disable_tqdm=True,

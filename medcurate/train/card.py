@@ -37,7 +37,8 @@ def render_model_card(lineage: dict[str, Any]) -> str:
         "",
         f"Recipe: `{lineage['recipe']['source']}`" + (f" with overrides {', '.join(lineage['recipe']['overrides'])}"
                                                      if lineage["recipe"]["overrides"] else ""),
-        f"{(' — ' + recipe['paper']) if recipe.get('paper') else ''}",
+        "",
+        f"Paper settings the recipe carries: {recipe['paper']}" if recipe.get("paper") else "",
         "",
         "## Settings",
         "",

@@ -237,6 +237,8 @@ def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out:
     trainer = _make_trainer(stage, str(model_path), adapter, config, quantization, peft_config, tokenizer,
                             train_data, eval_data, [MetricsWriter.create(out / METRICS_FILE)])
     lineage["base_model"]["loaded_in_4bit"] = any(type(m).__name__ == "Linear4bit" for m in trainer.model.modules())
+    if lineage["base_model"]["loaded_in_4bit"] and device["compute_dtype"] == "float32":
+        _trainable_to_float32(trainer.model)
     if main_process:
         _write_json(out / LINEAGE_FILE, lineage)
     final_dir = out / (MODEL_DIR if peft_config is None and adapter is None else ADAPTER_DIR)
@@ -265,6 +267,17 @@ def run_training(stage: str, recipe: str, model_path: str | Path, data: str, out
     _write_json(run.run_dir / LINEAGE_FILE, lineage)
     (run.run_dir / "README.md").write_text(render_model_card(lineage), encoding="utf-8")
     return RunResult(run.run_dir, run.output_dir, lineage)
+
+
+def _trainable_to_float32(model) -> None:
+    """TRL casts a quantised model's trainable weights to bf16 (the QLoRA paper's choice for GPUs);
+    with fp32 compute on CPU a plain trainable layer such as the reward head then fails on a
+    float/bf16 mismatch, so the trainable weights follow the compute dtype there."""
+    import torch
+
+    for parameter in model.parameters():
+        if parameter.requires_grad and parameter.dtype != torch.float32:
+            parameter.data = parameter.data.to(torch.float32)
 
 
 def is_main_process() -> bool:

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("trl", reason="the train extra is not installed")
-
 QA = [("高血压吃什么药？", "可在医生指导下服用氨氯地平。"), ("感冒发烧怎么办？", "多喝水，体温超过38.5度可服用布洛芬。"),
       ("糖尿病饮食注意什么？", "控制碳水化合物摄入，少吃甜食。"), ("失眠怎么办？", "规律作息，睡前避免咖啡和浓茶。")]
 CONVERSATIONS = [

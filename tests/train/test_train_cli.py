@@ -1,11 +1,13 @@
 """The commands as a user runs them: model tiny, train sft with a shipped recipe and --set, errors in one line."""
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("trl", reason="the train extra is not installed")
+
 import json
 import subprocess
 import sys
-
-import pytest
 
 from medcurate.errors import MedcurateError
 from medcurate.train.recipe import apply_overrides, find_recipe, read_recipe, resolve_recipe

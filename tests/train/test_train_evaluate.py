@@ -1,9 +1,11 @@
 """medcurate evaluate: answer-token loss, preference accuracy and multiple-choice accuracy on real inputs."""
 from __future__ import annotations
 
-import json
-
 import pytest
+
+pytest.importorskip("trl", reason="the train extra is not installed")
+
+import json
 
 from medcurate.errors import MedcurateError
 from medcurate.train.evaluate import answer_mask, evaluate_mcq, evaluate_split, load_model_for_eval, mcq_files

@@ -1,6 +1,10 @@
 """Loss only on answer tokens: label masks checked token by token against character spans."""
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("trl", reason="the train extra is not installed")
+
 from medcurate.train.runner import prepare_run
 from tests.train.conftest import CONVERSATIONS, QA
 from tests.train.train_helpers import FAST

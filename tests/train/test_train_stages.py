@@ -1,10 +1,12 @@
 """SFT (LoRA, QLoRA), DPO and reward training run on the tiny model through the real store."""
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("trl", reason="the train extra is not installed")
+
 import json
 import math
-
-import pytest
 
 from medcurate.errors import MedcurateError
 from medcurate.train.runner import merge_adapter, run_training
@@ -97,12 +99,17 @@ def test_dpo_with_precomputed_reference_log_probs(train_world, tmp_path):
     assert "dpo_reference: precomputed" in (result.run_dir / "recipe.yaml").read_text(encoding="utf-8")
 
 
-def test_reward_model_learns_and_merges(train_world, tmp_path):
+@pytest.mark.parametrize("method", ["lora", "qlora"])
+def test_reward_model_learns_and_merges(train_world, tmp_path, method):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    if method == "qlora":
+        pytest.importorskip("bitsandbytes")
     result = run_training("reward", "clinicalgpt-reward", train_world["model"], train_world["refs"]["preference"],
-                          tmp_path / "run", store=train_world["store"], overrides=repeated_batch(4, steps=6, lr=1e-2))
+                          tmp_path / "run", store=train_world["store"],
+                          overrides=[*repeated_batch(4, steps=6, lr=1e-2), f"method={method}"])
+    assert result.lineage["base_model"]["loaded_in_4bit"] is (method == "qlora")
     _falls(losses(result.run_dir))
     merged = merge_adapter(result.run_dir, tmp_path / "merged")
     model = AutoModelForSequenceClassification.from_pretrained(merged)
