@@ -90,6 +90,8 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
     ctx.ledger.check()
     stages.append(ctx.ledger)
 
+    if recipe.kind == "ehr":
+        _refuse_text_not_deidentified(rows)
     splits, split_notes = assign_splits(rows, recipe.splits)
     if recipe.splits.stratify:
         _stratum_section(card, splits, recipe.splits.stratify)
@@ -164,6 +166,14 @@ def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) 
     finally:
         bar.close()
     return rows
+
+
+def _refuse_text_not_deidentified(rows: list[Row]) -> None:
+    """The privacy gate at publish time: every EHR row's text must be the deid step's output,
+    unchanged by any later step."""
+    from medcurate.ehr.steps import PUBLISHED_TEXT_FIELDS, refuse_unless_deidentified
+
+    refuse_unless_deidentified(rows, PUBLISHED_TEXT_FIELDS)
 
 
 def _stratum_section(card: CardContributions, splits: dict[str, list[Row]], stratify: str) -> None:

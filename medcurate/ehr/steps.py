@@ -17,7 +17,7 @@ from collections import Counter
 from typing import Any, Iterable
 
 from medcurate.card import markdown_table
-from medcurate.deid.gate import require_deidentified
+from medcurate.deid.gate import mark_deidentified, require_deidentified
 from medcurate.ehr.records import (TEXT_FIELDS, cmb_clin_diagnosis, cmb_clin_sections, labelled_input, map_fields,
                                    normalise_diagnosis)
 from medcurate.errors import MedcurateError
@@ -82,6 +82,10 @@ def parse_cmb_clin(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[
     yield row
 
 
+# The text an EHR version publishes: the de-identified sections and what ehr_pairs derives from them.
+PUBLISHED_TEXT_FIELDS = ("input", "diagnosis", *EHR_SECTIONS)
+
+
 def refuse_unless_deidentified(rows: list[Row], fields: Iterable[str] = TEXT_FIELDS) -> None:
     """Raise (the build refuses) when any row's text fields did not pass the deid step unchanged."""
     fields = tuple(fields)
@@ -116,6 +120,7 @@ def ehr_pairs(rows: list[Row], ctx: StepContext) -> list[Row]:
         row["diagnoses"] = list(normalised.all)
         row["diagnosis_uncertain"] = normalised.uncertain
         row["department"] = str(row.get("department") or "")
+        mark_deidentified(row, PUBLISHED_TEXT_FIELDS, row["deid"]["policy"])
         kept.append(row)
     departments = Counter(row["department"] or "(unknown)" for row in kept)
     ctx.card.stats["ehr"] = {"rows": len(kept), "departments": dict(sorted(departments.items())),

@@ -56,6 +56,19 @@ def test_build_refuses_text_edited_after_deid(store):
         build(ehr_recipe(["gate_stamp_for_tests", "edit_after_deid_for_tests", "ehr_pairs"]), store=store)
 
 
+@register_step("edit_input_after_pairs_for_tests")
+def edit_input_after_pairs_for_tests(rows, ctx):
+    rows[0]["input"] += "\n联系人：王某某"
+    return rows
+
+
+def test_build_refuses_text_edited_after_ehr_pairs(store):
+    steps = ["gate_stamp_for_tests", "ehr_pairs", "edit_input_after_pairs_for_tests"]
+    with pytest.raises(MedcurateError, match="text changed after the deid step"):
+        build(ehr_recipe(steps), store=store)
+    assert not (store / "ehr-test").exists()
+
+
 def test_pairs_splits_and_card(store):
     splits = {"seed": 1, "validation": 2000, "test": 2000, "stratify": "department", "group": "patient_id",
               "max_fraction": 0.1}
