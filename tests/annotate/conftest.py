@@ -105,8 +105,8 @@ def _serve(handler_class) -> tuple[_Threaded, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-class FakeChatHandler(http.server.BaseHTTPRequestHandler):
-    """/v1/chat/completions: judge prompts get a fixed SPF verdict, others an answer that depends
+class LocalChatCompletionsHandler(http.server.BaseHTTPRequestHandler):
+    """A local OpenAI-compatible chat endpoint: judge prompts get a fixed SPF verdict, others an answer that depends
     on the seed, except prompts containing 复读 (echo), whose answers are identical."""
 
     requests: list[dict] = []
@@ -119,7 +119,7 @@ class FakeChatHandler(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeChatHandler.requests.append(body)
+        LocalChatCompletionsHandler.requests.append(body)
         text = body["messages"][-1]["content"]
         if "Output JSON only" in text:
             if '"acceptability"' in text:
@@ -149,7 +149,7 @@ class FakeChatHandler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="session")
 def openai_endpoint():
     """Base URL (…/v1) of a local OpenAI-compatible chat endpoint."""
-    server, url = _serve(FakeChatHandler)
+    server, url = _serve(LocalChatCompletionsHandler)
     yield f"{url}/v1"
     server.shutdown()
 

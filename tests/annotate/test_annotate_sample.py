@@ -9,7 +9,7 @@ from pathlib import Path
 
 from medcurate.build import build
 from medcurate.recipe import recipe_from_dict
-from tests.annotate.conftest import FakeChatHandler
+from tests.annotate.conftest import LocalChatCompletionsHandler
 from tests.conftest import REPO, run_medcurate
 
 PROMPT_ROWS = [
@@ -35,7 +35,7 @@ def read_items(path: Path) -> list[dict]:
 def test_sample_from_openai_compatible_endpoint(tmp_path, store, openai_endpoint):
     ref = publish_prompts(tmp_path, store)
     out = tmp_path / "candidates.jsonl"
-    FakeChatHandler.requests.clear()
+    LocalChatCompletionsHandler.requests.clear()
     result = run_medcurate("annotate", "sample", "--prompts", ref, "--k", "2", "--model", "chat-model",
                            "--base-url", openai_endpoint, "--out", str(out), "--store", str(store),
                            "--temperature", "0.7", "--max-new-tokens", "64", "--seed", "5")
@@ -46,8 +46,8 @@ def test_sample_from_openai_compatible_endpoint(tmp_path, store, openai_endpoint
                                     "top_p": 0.95, "max_new_tokens": 64, "seed": 5, "adapter": None,
                                     "base_url": openai_endpoint}
     assert items[0]["prompt_source"]["dataset"] == ref and items[0]["prompt"].endswith("需要去医院吗？")
-    assert {r["seed"] for r in FakeChatHandler.requests} == {5, 6}
-    assert all(r["temperature"] == 0.7 and r["max_tokens"] == 64 for r in FakeChatHandler.requests)
+    assert {r["seed"] for r in LocalChatCompletionsHandler.requests} == {5, 6}
+    assert all(r["temperature"] == 0.7 and r["max_tokens"] == 64 for r in LocalChatCompletionsHandler.requests)
     flagged = {item["prompt"].split("\n")[1][:2]: item["near_duplicates"] for item in items}
     assert flagged["复读"] == [["c0", "c1", 1.0]]
     assert flagged["发烧"] == [] and flagged["孩子"] == []

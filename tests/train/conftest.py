@@ -24,7 +24,8 @@ PREFERENCES = [
 ]
 
 
-def _build(folder: Path, store: Path, name: str, kind: str, rows: list[dict], splits: dict | None = None) -> str:
+def _build(folder: Path, store: Path, name: str, kind: str, rows: list[dict], splits: dict | None = None,
+           steps: list | None = None) -> str:
     from medcurate.build import build
     from medcurate.recipe import recipe_from_dict
 
@@ -32,7 +33,8 @@ def _build(folder: Path, store: Path, name: str, kind: str, rows: list[dict], sp
     source.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     recipe = recipe_from_dict({"name": name, "kind": kind, "sources": [{"name": name, "path": source.name,
                                                                           "format": "jsonl"}],
-                               "splits": splits or {}}, base_dir=folder, origin=f"{name} test recipe")
+                               "steps": steps or [], "splits": splits or {}}, base_dir=folder,
+                               origin=f"{name} test recipe")
     return build(recipe, store=store).version.ref
 
 
@@ -50,7 +52,8 @@ def train_world(tmp_path_factory):
         "preference": _build(folder, store, "prefs", "preference", PREFERENCES),
         "ehr": _build(folder, store, "notes", "ehr",
                       [{"department": "内科", "input": "主诉：咳嗽三天。现病史：发热。", "diagnosis": "上呼吸道感染"},
-                       {"department": "内科", "input": "主诉：胸痛一小时。", "diagnosis": "急性冠脉综合征"}]),
+                       {"department": "内科", "input": "主诉：胸痛一小时。", "diagnosis": "急性冠脉综合征"}],
+                      steps=[{"deid": {"fields": ["input", "diagnosis"]}}]),
     }
     model = build_tiny_model_from_dataset(refs["instruction"], folder / "tiny", store=store)
     return {"store": store, "refs": refs, "model": model, "root": folder}
