@@ -90,7 +90,7 @@ def run_command(input_path, fields, id_field, policy, patient_field, secret_env,
                     rejects.append({"line": line, "id": record_id, "field": name, "reason": "missing field"})
                     continue
                 result = deidentifier.deidentify(str(value), patient=patient)
-                kept_low.update(s.type for s in deidentifier.scan(str(value), threshold=0.0) if s.score < threshold)
+                kept_low.update(span.type for span in result.below_threshold)
                 record[name] = result.text
                 spans.extend(dict(span.to_dict(), **({"field": name} if len(fields) > 1 else {})) for span in result.spans)
                 by_type.update(span.type for span in result.spans)

@@ -82,6 +82,7 @@ class Policy:
 class DeidResult:
     text: str
     spans: list[Span]
+    below_threshold: list[Span] = field(default_factory=list)
 
 
 class Deidentifier:
@@ -116,8 +117,11 @@ class Deidentifier:
         return sorted(chosen, key=lambda s: s.start)
 
     def deidentify(self, text: str, patient: str | None = None) -> DeidResult:
-        """The text with every identifier replaced by policy, and the spans (offsets into ``text``)."""
-        spans = self.scan(text)
+        """The text with every identifier replaced by policy, the spans (offsets into ``text``), and the
+        spans kept because they scored below the threshold. One scan serves both: overlaps are resolved
+        highest score first, so low-scoring candidates never displace a span above the threshold."""
+        candidates = self.scan(text, threshold=0.0)
+        spans = [span for span in candidates if span.score >= self.threshold]
         pieces: list[str] = []
         position = 0
         for span in spans:
@@ -125,7 +129,8 @@ class Deidentifier:
             pieces.append(self.replacement(text[span.start:span.end], span.type, patient))
             position = span.end
         pieces.append(text[position:])
-        return DeidResult("".join(pieces), spans)
+        below = [span for span in candidates if span.score < self.threshold]
+        return DeidResult("".join(pieces), spans, below)
 
     def replacement(self, value: str, identifier_type: str, patient: str | None) -> str:
         choice = self.policy.for_type(identifier_type)

@@ -425,23 +425,22 @@ _COMPOUND = "|".join(sorted(COMPOUND_SURNAMES, key=len, reverse=True))
 _CANDIDATE = rf"(?:{_COMPOUND}|[{_SURNAME_CLASS}])[{CJK}]{{1,3}}"
 
 
-_word_tags: dict | None = None
+_jieba_tables: tuple[dict, dict] | None = None
 
 
 def _is_common_word(candidate: str) -> bool:
     """jieba's dictionary knows it as a frequent word that is not a person name (常规, 高兴 …)."""
-    global _word_tags
-    if _word_tags is None:
+    global _jieba_tables
+    if _jieba_tables is None:
         import jieba
         import jieba.posseg
 
         jieba.setLogLevel(60)
-        _word_tags = jieba.posseg.dt.word_tag_tab
         jieba.dt.check_initialized()
-    tag = _word_tags.get(candidate)
-    import jieba
-
-    return tag is not None and not tag.startswith("nr") and jieba.dt.FREQ.get(candidate, 0) >= 20
+        _jieba_tables = (jieba.posseg.dt.word_tag_tab, jieba.dt.FREQ)
+    tags, frequencies = _jieba_tables
+    tag = tags.get(candidate)
+    return tag is not None and not tag.startswith("nr") and frequencies.get(candidate, 0) >= 20
 
 
 def _name_before_title(text: str, title_start: int) -> tuple[int, float] | None:
