@@ -5,7 +5,7 @@ LS_VENV ?= .lsvenv
 BIN := $(VENV)/bin
 STORE ?= .demo/datasets
 
-.PHONY: demo test install install-dev label-studio clean
+.PHONY: demo test lint install install-dev label-studio clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ $(LS_VENV)/bin/label-studio:
 
 demo: install
 	MEDCURATE_STORE=$(STORE) bash examples/demo.sh $(BIN)
+
+lint: install-dev
+	$(BIN)/ruff check medcurate tests benchmarks
+	$(BIN)/mypy
 
 test: install-dev label-studio
 	MEDCURATE_LABEL_STUDIO_BIN=$(abspath $(LS_VENV))/bin/label-studio $(BIN)/python -m pytest -q

@@ -7,15 +7,25 @@ record is ever lost without a trace.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import medcurate
 from medcurate.card import markdown_table, render_card
 from medcurate.errors import ConservationError, MedcurateError
-from medcurate.pipeline import (CardContributions, RecordError, Reject, Row, SourceSpec, StageLedger, StepContext,
-                                get_source_format, get_step)
+from medcurate.pipeline import (
+    CardContributions,
+    RecordError,
+    Reject,
+    Row,
+    SourceSpec,
+    StageLedger,
+    StepContext,
+    get_source_format,
+    get_step,
+)
 from medcurate.readers import Malformed, file_sha256, iter_records
 from medcurate.recipe import Recipe
 from medcurate.schemas import row_kind, stable_row_id

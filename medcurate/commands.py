@@ -6,7 +6,6 @@ import json
 import click
 
 from medcurate.console import RichProgress, console, print_build_summary, store_option
-from medcurate.errors import MedcurateError
 
 
 @click.command("build")

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import importlib
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from medcurate.errors import ConservationError, MedcurateError
 
@@ -109,7 +110,7 @@ class StepContext:
     and the ledger through which it declares drops, rejects, merges and new rows."""
 
     def __init__(self, stage: str, *, base_dir: Path, store: Path, seed: int,
-                 rejects: list[Reject], card: "CardContributions"):
+                 rejects: list[Reject], card: CardContributions):
         self.stage = stage
         self.base_dir = base_dir
         self.store = store
@@ -171,7 +172,7 @@ class SourceFormat:
     file_format: str
     doc: str
     default_encoding: str | None = None
-    reader: Callable[["SourceSpec", StepContext], Iterable[Row]] | None = None
+    reader: Callable[[SourceSpec, StepContext], Iterable[Row]] | None = None
 
 
 @dataclass(frozen=True)

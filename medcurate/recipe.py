@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from medcurate.errors import MedcurateError
 from medcurate.pipeline import SourceSpec, get_source_format, get_step
 from medcurate.schemas import row_kind
+from medcurate.yamlio import parse_yaml
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TOP_KEYS = {"name", "kind", "description", "license", "sources", "steps", "splits", "seed", "card"}
@@ -84,12 +83,7 @@ def load_recipe(path: str | Path) -> Recipe:
         raise MedcurateError("recipe not found", file=str(path)) from None
     except UnicodeDecodeError:
         raise MedcurateError("recipe is not UTF-8", file=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise MedcurateError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                             line=(mark.line + 1) if mark else None) from None
+    data = parse_yaml(text, origin=str(path))
     return recipe_from_dict(data, base_dir=path.resolve().parent, origin=str(path))
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 ROLES = ("system", "user", "assistant")
 EHR_SECTIONS = ("chief_complaint", "present_illness", "past_history", "physical_exam", "auxiliary_exam")

@@ -10,7 +10,8 @@ The ``dataset`` format reads rows from a published version: ``path: NAME@VERSION
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from medcurate.pipeline import RecordError, Row, SourceSpec, StepContext, register_source, register_source_reader
 

@@ -63,8 +63,14 @@ def annotate():
 def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split, limit, temperature, top_p,
                    max_new_tokens, seed, near_duplicate, store):
     """Sample K answers per prompt from a local model or an OpenAI-compatible endpoint."""
-    from medcurate.annotate.sampling import (SamplingSettings, load_prompts, local_generator, make_items,
-                                             openai_generator, write_items)
+    from medcurate.annotate.sampling import (
+        SamplingSettings,
+        load_prompts,
+        local_generator,
+        make_items,
+        openai_generator,
+        write_items,
+    )
 
     settings = SamplingSettings(backend="openai" if base_url else "local", model=model, k=k,
                                 temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,

@@ -20,17 +20,27 @@ import itertools
 import json
 import random
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from medcurate.annotate.agreement import agreement_summary
-from medcurate.annotate.configs import (SPF_CRITERIA, build_result, config_mismatch, config_sha256, criterion_of,
-                                        decision_keys, judgement_keys, parse_result, project_kind,
-                                        read_annotation_file)
+from medcurate.annotate.configs import (
+    SPF_CRITERIA,
+    build_result,
+    config_mismatch,
+    config_sha256,
+    criterion_of,
+    decision_keys,
+    judgement_keys,
+    parse_result,
+    project_kind,
+    read_annotation_file,
+)
 from medcurate.annotate.server import LabelStudioServer
-from medcurate.errors import MedcurateError
 from medcurate.card import markdown_table
+from medcurate.errors import MedcurateError
 
 STATE_FILE = "project.json"
 ANNOTATIONS_FILE = "annotations.jsonl"
@@ -40,7 +50,7 @@ IMPORT_BATCH = 200
 
 def annotator_hash(email: str) -> str:
     """A stable pseudonym for an annotator: the same person gets the same id in every project."""
-    return "ann-" + hashlib.sha256(f"medcurate-annotator:{email.strip().lower()}".encode("utf-8")).hexdigest()[:12]
+    return "ann-" + hashlib.sha256(f"medcurate-annotator:{email.strip().lower()}".encode()).hexdigest()[:12]
 
 
 # ---------------------------------------------------------------- candidates -> units

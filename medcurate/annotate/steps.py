@@ -18,13 +18,22 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from medcurate.annotate.configs import SPF_CRITERIA, decision_keys
+from medcurate.annotate.project import (
+    ANNOTATIONS_FILE,
+    DECISIONS_FILE,
+    STATE_FILE,
+    agreement_report,
+    load_state,
+    read_jsonl_latest,
+    resolve_unit,
+    votes_by_unit,
+)
 from medcurate.annotate.sampling import as_messages
-from medcurate.annotate.project import (ANNOTATIONS_FILE, DECISIONS_FILE, STATE_FILE, agreement_report,
-                                        load_state, read_jsonl_latest, resolve_unit, votes_by_unit)
 from medcurate.card import markdown_table
 from medcurate.errors import MedcurateError
 from medcurate.pipeline import Row, SourceSpec, StepContext, register_source_reader, register_step

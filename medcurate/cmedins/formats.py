@@ -20,7 +20,8 @@ An empty extraction renders as 无.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 NONE_MARK = "无"
 VALUE_SEPARATOR = "；"
@@ -56,7 +57,7 @@ def _lines(text: str) -> list[str]:
 def _label_value(line: str) -> tuple[str, str]:
     label, colon, value = line.partition("：")
     if not colon:
-        raise ValueError(f"expected 'label：value', got a line without '：'")
+        raise ValueError("expected 'label：value', got a line without '：'")
     return label.strip(), value.strip()
 
 

@@ -14,14 +14,23 @@ import io
 import random
 import re
 from collections import Counter
-from functools import lru_cache
-from typing import Any, Iterable
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
 
 import yaml
 
 from medcurate.card import markdown_table
-from medcurate.cmedins.formats import (CDEE_TENDENCIES, CMEEE_TYPES, REPORT_SECTIONS, TASK_TITLES, TASKS,
-                                       Unrenderable, parse, render)
+from medcurate.cmedins.formats import (
+    CDEE_TENDENCIES,
+    CMEEE_TYPES,
+    REPORT_SECTIONS,
+    TASK_TITLES,
+    TASKS,
+    Unrenderable,
+    parse,
+    render,
+)
 from medcurate.errors import MedcurateError
 from medcurate.pipeline import RecordError, Row, SourceSpec, StepContext, register_source, register_step
 from medcurate.resources import data_folder
@@ -30,7 +39,7 @@ from medcurate.schemas import canonical_json
 UNKNOWN_DEPARTMENT = "(unknown)"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_templates(task: str) -> tuple[dict[str, str], ...]:
     """The paraphrased instruction templates of one task (templates/cmedins/<task>.yaml)."""
     path = data_folder("templates") / "cmedins" / f"{task}.yaml"

@@ -16,7 +16,7 @@ Recipe step ``deid`` (medcurate/deid/steps.py) and the gate the EHR steps check
 Identifier types: PERSON, ID_CARD, PHONE, ADDRESS, DATE, MEDICAL_RECORD_NO, INSURANCE_NO,
 EMAIL, ORGANIZATION, URL, IP, BANK_CARD, LICENSE_PLATE, AGE (over 89).
 """
-from medcurate.deid.engine import IDENTIFIER_TYPES, POLICIES, DeidResult, Deidentifier, Policy
+from medcurate.deid.engine import IDENTIFIER_TYPES, POLICIES, Deidentifier, DeidResult, Policy
 from medcurate.deid.gate import mark_deidentified, require_deidentified
 from medcurate.deid.recognizers import REGISTRY, Span
 

@@ -18,8 +18,8 @@ import hashlib
 import hmac
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from medcurate.deid.recognizers import REGISTRY, Span, all_recognizers
 from medcurate.deid.surrogates import surrogate_for
@@ -40,7 +40,7 @@ class Policy:
     per_type: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, value: str | dict | None) -> "Policy":
+    def parse(cls, value: str | dict | None) -> Policy:
         if value is None:
             return cls()
         if isinstance(value, str):
@@ -142,7 +142,7 @@ class Deidentifier:
 
     def _keyed(self, patient: str):
         def digest(label: str) -> int:
-            return int.from_bytes(hmac.new(self._key, f"{patient}\0{label}".encode("utf-8"), hashlib.sha256).digest()[:8],
+            return int.from_bytes(hmac.new(self._key, f"{patient}\0{label}".encode(), hashlib.sha256).digest()[:8],
                                   "big")
         return digest
 

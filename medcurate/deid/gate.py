@@ -8,7 +8,8 @@ was, is refused.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 ENGINE = "medcurate.deid/1"
 

@@ -9,12 +9,21 @@ stay below the masking threshold.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
-from medcurate.deid.lexicon import (CARE_SETTING_SUFFIXES, COMPOUND_SURNAMES, NAME_BOUNDARY, NAME_FOLLOWERS,
-                                    NAME_LABELS, NAME_LOOKALIKES, NOT_IN_GIVEN_NAME, PROVINCES, SINGLE_SURNAMES,
-                                    TITLE_FOLLOWERS)
+from medcurate.deid.lexicon import (
+    CARE_SETTING_SUFFIXES,
+    COMPOUND_SURNAMES,
+    NAME_BOUNDARY,
+    NAME_FOLLOWERS,
+    NAME_LABELS,
+    NAME_LOOKALIKES,
+    NOT_IN_GIVEN_NAME,
+    PROVINCES,
+    SINGLE_SURNAMES,
+    TITLE_FOLLOWERS,
+)
 
 CJK = "\u4e00-\u9fff"
 SEP = r"[:：\s]*"
@@ -334,7 +343,7 @@ class AddressRecognizer(Recognizer):
     type = "ADDRESS"
     _chain = re.compile("(?:" + "|".join(f"(?:{unit})" for unit in _ADDRESS_UNITS) + "){2,}")
     _labelled = re.compile(r"(?:家庭住址|现住址|住址|户籍地址|户籍地|居住地址|居住地|通讯地址|联系地址|地址|家住|住在|现住)"
-                           + SEP + rf"(?P<value>[^，,；;。\n（(]{{4,60}})")
+                           + SEP + r"(?P<value>[^，,；;。\n（(]{4,60})")
     _stop = re.compile(r"(联系|电话|手机|邮编|邮箱|工作单位|身份证)")
 
     def find(self, text):

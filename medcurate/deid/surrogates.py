@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from medcurate.deid.lexicon import PROVINCES, SINGLE_SURNAMES
 from medcurate.deid.recognizers import id_card_checksum_ok, luhn_ok

@@ -14,12 +14,19 @@ Recipe shape::
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from medcurate.card import markdown_table
 from medcurate.deid.gate import mark_deidentified, require_deidentified
-from medcurate.ehr.records import (TEXT_FIELDS, cmb_clin_diagnosis, cmb_clin_sections, labelled_input, map_fields,
-                                   normalise_diagnosis)
+from medcurate.ehr.records import (
+    TEXT_FIELDS,
+    cmb_clin_diagnosis,
+    cmb_clin_sections,
+    labelled_input,
+    map_fields,
+    normalise_diagnosis,
+)
 from medcurate.errors import MedcurateError
 from medcurate.pipeline import RecordError, Row, SourceSpec, StepContext, register_source, register_step
 from medcurate.schemas import EHR_SECTIONS

@@ -10,9 +10,9 @@ import re
 import statistics
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable
 
 import networkx as nx
 

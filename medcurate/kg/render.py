@@ -42,7 +42,7 @@ def fill(text: str, subject: str, objects: str, middle: str = "") -> str:
 
 
 def _stable_index(seed: int, key: str, count: int) -> int:
-    digest = hashlib.sha256(f"{seed}|{key}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}|{key}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % count
 
 

@@ -8,7 +8,7 @@ is dropped as ``no_triples``; a record without its entity name is a reject with 
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from medcurate.kg.graph import default_types, normalise_entity, normalise_relation
 from medcurate.pipeline import RecordError, Row, SourceSpec, StepContext, register_source

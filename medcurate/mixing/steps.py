@@ -16,12 +16,20 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from medcurate.card import markdown_table
 from medcurate.errors import MedcurateError
-from medcurate.pipeline import (RecordError, Row, SourceSpec, StepContext, register_source, register_source_reader,
-                                register_step)
+from medcurate.pipeline import (
+    RecordError,
+    Row,
+    SourceSpec,
+    StepContext,
+    register_source,
+    register_source_reader,
+    register_step,
+)
 from medcurate.sources import read_published_version
 from medcurate.steps.core import instruction_to_messages
 

@@ -17,13 +17,11 @@ values parsed as YAML, so ``--set learning_rate=1e-4 --set packing=true`` works.
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from medcurate.errors import MedcurateError
+from medcurate.yamlio import parse_yaml
 
 STAGES = ("sft", "dpo", "reward")
 METHODS = ("lora", "qlora", "full")
@@ -60,12 +58,7 @@ def find_recipe(name_or_path: str) -> Path:
 
 def read_recipe(name_or_path: str) -> tuple[dict[str, Any], Path]:
     path = find_recipe(name_or_path)
-    try:
-        data = parse_yaml(path.read_text(encoding="utf-8-sig"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise MedcurateError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                             line=(mark.line + 1) if mark else None) from None
+    data = parse_yaml(path.read_text(encoding="utf-8-sig"), origin=str(path))
     if not isinstance(data, dict):
         raise MedcurateError("a training recipe must be a YAML mapping", file=str(path))
     return data, path
@@ -80,7 +73,7 @@ def apply_overrides(recipe: dict[str, Any], overrides: list[str], origin: str = 
             raise MedcurateError(f"expected KEY=VALUE, got {override!r}", file=origin)
         try:
             value = parse_yaml(raw_value) if raw_value.strip() else None
-        except yaml.YAMLError:
+        except MedcurateError:
             value = raw_value
         target = result
         parts = key.strip().split(".")
@@ -90,25 +83,6 @@ def apply_overrides(recipe: dict[str, Any], overrides: list[str], origin: str = 
                 raise MedcurateError(f"{'.'.join(parts[:-1])} is not a mapping", file=origin, field=key)
         target[parts[-1]] = value
     return result
-
-
-class RecipeLoader(yaml.SafeLoader):
-    """YAML as people write training settings: only true/false are booleans (``save_strategy: no``
-    stays the string "no") and ``1e-4`` is a float (PyYAML's YAML 1.1 reads both otherwise)."""
-
-
-RecipeLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-RecipeLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                                   list("tTfF"))
-RecipeLoader.add_implicit_resolver("tag:yaml.org,2002:float",
-                                   re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
-                                   list("-+0123456789."))
-
-
-def parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=RecipeLoader)
 
 
 def resolve_recipe(data: dict[str, Any], stage: str, origin: str) -> dict[str, Any]:

@@ -9,8 +9,9 @@ the loss on answer tokens only. Llama rather than Qwen2: with ``model_type=qwen2
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from medcurate.errors import MedcurateError
 

@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from medcurate.annotate.agreement import (agreement_summary, cohen_kappa, fleiss_kappa, krippendorff_alpha_nominal,
-                                          raw_agreement, unanimous_share)
+from medcurate.annotate.agreement import (
+    agreement_summary,
+    cohen_kappa,
+    fleiss_kappa,
+    krippendorff_alpha_nominal,
+    raw_agreement,
+    unanimous_share,
+)
 from medcurate.annotate.configs import KINDS, config_mismatch, config_signature, parse_result
 from medcurate.annotate.project import assign_annotators, plan_units, resolve_judgement, spf_winner
 from medcurate.annotate.sampling import near_duplicate_pairs, prompt_of, similarity

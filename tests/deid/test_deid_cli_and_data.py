@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 
-from medcurate.deid.engine import Deidentifier
-
 from conftest import REPO, run_medcurate, shared_path
+
+from medcurate.deid.engine import Deidentifier
 
 SAMPLE = [
     {"id": "a", "text": "姓名：欧阳秀英  性别：女  出生日期：1948年7月2日  门诊号：MZ0098123\n主诉：反复咳嗽3年。"},

@@ -5,8 +5,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
 from medcurate.build import build
 from medcurate.recipe import load_recipe
 from medcurate.store import load_rows

@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from medcurate.ehr.records import (cmb_clin_diagnosis, cmb_clin_sections, labelled_input, map_fields,
-                                   normalise_diagnosis)
+from medcurate.ehr.records import cmb_clin_diagnosis, cmb_clin_sections, labelled_input, map_fields, normalise_diagnosis
 from medcurate.errors import MedcurateError
 from tests.conftest import shared_path
 

@@ -10,14 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO, run_medcurate
 
 from medcurate.build import build
 from medcurate.errors import ConservationError
 from medcurate.pipeline import register_step
 from medcurate.recipe import load_recipe, recipe_from_dict
 from medcurate.store import list_datasets, load, resolve, verify
-
-from conftest import REPO, run_medcurate
 
 EXAMPLE = REPO / "examples" / "recipes" / "consultation_qa.yaml"
 

@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 
 import pytest
+from conftest import REPO, run_medcurate
 from datasets import load_dataset
 
 from medcurate.build import build
@@ -14,8 +15,6 @@ from medcurate.export import export_version
 from medcurate.recipe import SplitConfig, load_recipe, recipe_from_dict
 from medcurate.splits import assign_splits
 from medcurate.validate import validate_file
-
-from conftest import REPO, run_medcurate
 
 EXAMPLE = REPO / "examples" / "recipes" / "consultation_qa.yaml"
 

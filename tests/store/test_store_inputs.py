@@ -5,13 +5,12 @@ import codecs
 import json
 
 import pytest
+from conftest import run_medcurate, shared_path
 
 from medcurate.build import build
 from medcurate.errors import MedcurateError
 from medcurate.readers import Malformed, RawRecord, iter_records
-from medcurate.recipe import load_recipe, recipe_from_dict
-
-from conftest import run_medcurate, shared_path
+from medcurate.recipe import recipe_from_dict
 
 
 def _recipe(tmp_path, body: str):
@@ -40,10 +39,10 @@ def test_gbk_file_without_encoding_fails_naming_file_and_line(tmp_path):
 
 def test_utf8_bom_is_detected_in_jsonl_and_csv(tmp_path):
     jsonl = tmp_path / "bom.jsonl"
-    jsonl.write_bytes(codecs.BOM_UTF8 + '{"a": "甲"}\n{"a": "乙"}\n'.encode("utf-8"))
+    jsonl.write_bytes(codecs.BOM_UTF8 + '{"a": "甲"}\n{"a": "乙"}\n'.encode())
     assert [r.data["a"] for r in iter_records(jsonl)] == ["甲", "乙"]
     csv_file = tmp_path / "bom.csv"
-    csv_file.write_bytes(codecs.BOM_UTF8 + "name,value\n甲,1\n".encode("utf-8"))
+    csv_file.write_bytes(codecs.BOM_UTF8 + "name,value\n甲,1\n".encode())
     assert list(iter_records(csv_file))[0].data == {"name": "甲", "value": "1"}
 
 
