@@ -82,11 +82,6 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
         bar = progress(f"step {call.name}", None)
         try:
             rows = info.function(rows, ctx, **call.params)
-        except TypeError as exc:
-            if "argument" in str(exc) and info.function.__name__ in str(exc):
-                raise MedcurateError(f"bad parameters for step {call.name!r}: {exc}", file=recipe.origin,
-                                     field=f"steps.{call.name}") from None
-            raise
         finally:
             bar.close()
         ctx.ledger.rows_out = len(rows)
@@ -102,7 +97,10 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
 
     if recipe.kind == "ehr":
         _refuse_text_not_deidentified(rows)
-    splits, split_notes = assign_splits(rows, recipe.splits)
+    try:
+        splits, split_notes = assign_splits(rows, recipe.splits)
+    except MedcurateError as exc:
+        raise MedcurateError(exc.message, file=recipe.origin, field=exc.field) from None
     if recipe.splits.stratify:
         _stratum_section(card, splits, recipe.splits.stratify)
     tables, json_columns = rows_to_tables(splits)

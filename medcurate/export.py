@@ -6,100 +6,72 @@ sharegpt  LLaMA-Factory sharegpt files (from/value turns) + dataset_info.json
 trl       what TRL's trainers take: ``messages`` (SFT on dialogues), ``prompt``/``completion``
           (SFT on instructions and EHR pairs), ``prompt``/``chosen``/``rejected`` (DPO, reward);
           all in the conversational form with explicit roles
+
+Rows become messages through ``medcurate.conversion`` (the trainer's conversion). The export
+streams Parquet batches, so memory stays flat in the size of the version, and it is all or
+nothing: every file is written under a temporary name and renamed into place only when all
+of them are complete. ``dataset_info.json`` is merged into the one already in the folder,
+with entry names that carry the version (``name@version_split``).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from medcurate.conversion import prompt_messages, row_messages, split_history, training_row, with_system
 from medcurate.errors import MedcurateError
-from medcurate.steps.core import instruction_to_messages
-from medcurate.store import load_rows, resolve
+from medcurate.store import StagedFiles, iter_rows, resolve, verified
 
-EHR_INSTRUCTION = "请根据以下病历资料给出最可能的诊断。"
+FORMATS = ("jsonl", "alpaca", "sharegpt", "trl")
+SYSTEM_PROMPT_FORMATS = ("alpaca", "sharegpt", "trl")
 SHAREGPT_ROLES = {"user": "human", "assistant": "gpt", "system": "system"}
+DATASET_INFO = "dataset_info.json"
 
 Row = dict[str, Any]
 
 
-def row_messages(row: Row, kind: str) -> list[dict[str, str]]:
-    """Any non-preference row as chat messages (system/user/assistant)."""
-    if kind == "conversation":
-        return [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
-    if kind == "instruction":
-        return instruction_to_messages(row)
-    if kind == "ehr":
-        return [{"role": "user", "content": f"{EHR_INSTRUCTION}\n{row['input']}"},
-                {"role": "assistant", "content": row["diagnosis"]}]
-    raise MedcurateError(f"rows of kind {kind!r} have no single conversation")
+def to_trl(row: Row, kind: str, system: str | None = None) -> Row:
+    return training_row(row, kind, system)
 
 
-def prompt_messages(prompt: str | list) -> list[dict[str, str]]:
-    """A preference prompt (a string or prior turns) as messages ending on the user turn."""
-    if isinstance(prompt, str):
-        return [{"role": "user", "content": prompt}]
-    return [{"role": m["role"], "content": m["content"]} for m in prompt]
+def _history_and_question(messages: list[dict[str, str]]) -> tuple[str, list[list[str]], str]:
+    """(system, earlier exchanges, the last user turn) of a prompt that ends on a user turn."""
+    system, pairs, rest = split_history(messages)
+    if len(rest) != 1 or rest[0]["role"] != "user":
+        raise MedcurateError("a prompt must alternate user/assistant turns and end on a user turn", field="prompt")
+    return system, pairs, rest[0]["content"]
 
 
-def _split_history(messages: list[dict[str, str]]) -> tuple[str, list[list[str]], str, str]:
-    """(system, [[user, assistant], ...] before the last turn, last user, last assistant)."""
-    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-    turns = [m for m in messages if m["role"] != "system"]
-    pairs = [[turns[i]["content"], turns[i + 1]["content"]] for i in range(0, len(turns) - 1, 2)]
-    if not pairs:
-        raise MedcurateError("a conversation needs at least one user/assistant exchange")
-    *history, (last_user, last_answer) = pairs
-    return system, history, last_user, last_answer
-
-
-def to_trl(row: Row, kind: str) -> Row:
+def to_alpaca(row: Row, kind: str, system: str | None = None) -> Row:
     if kind == "preference":
-        return {"prompt": prompt_messages(row["prompt"]),
-                "chosen": [{"role": "assistant", "content": row["chosen"]}],
-                "rejected": [{"role": "assistant", "content": row["rejected"]}]}
-    messages = row_messages(row, kind)
-    if kind == "conversation":
-        return {"messages": messages}
-    return {"prompt": messages[:-1], "completion": messages[-1:]}
-
-
-def to_alpaca(row: Row, kind: str) -> Row:
-    if kind == "preference":
-        system, history, last_user = "", [], ""
-        messages = prompt_messages(row["prompt"])
-        if messages[0]["role"] == "system":
-            system = messages.pop(0)["content"]
-        last_user = messages[-1]["content"]
-        prior = messages[:-1]
-        history = [[prior[i]["content"], prior[i + 1]["content"]] for i in range(0, len(prior) - 1, 2)]
-        return {"instruction": last_user, "input": "", "chosen": row["chosen"], "rejected": row["rejected"],
-                "system": system, "history": history}
+        own_system, history, question = _history_and_question(prompt_messages(row["prompt"], system))
+        return {"instruction": question, "input": "", "chosen": row["chosen"], "rejected": row["rejected"],
+                "system": own_system, "history": history}
     if kind == "instruction":
         return {"instruction": row["instruction"], "input": row.get("query") or "", "output": row["answer"],
-                "system": "", "history": []}
-    if kind == "ehr":
-        return {"instruction": EHR_INSTRUCTION, "input": row["input"], "output": row["diagnosis"],
-                "system": "", "history": []}
-    system, history, last_user, last_answer = _split_history(row_messages(row, kind))
-    return {"instruction": last_user, "input": "", "output": last_answer, "system": system, "history": history}
+                "system": system or "", "history": []}
+    messages = row_messages(row, kind, system)
+    own_system, history, question = _history_and_question(messages[:-1])
+    return {"instruction": question, "input": "", "output": messages[-1]["content"], "system": own_system,
+            "history": history}
 
 
 def _sharegpt_turns(messages: list[dict[str, str]]) -> tuple[str, list[dict[str, str]]]:
     system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-    turns = [{"from": SHAREGPT_ROLES[m["role"]], "value": m["content"]} for m in messages if m["role"] != "system"]
-    return system, turns
+    return system, [{"from": SHAREGPT_ROLES[m["role"]], "value": m["content"]} for m in messages
+                    if m["role"] != "system"]
 
 
-def to_sharegpt(row: Row, kind: str) -> Row:
+def to_sharegpt(row: Row, kind: str, system: str | None = None) -> Row:
     if kind == "preference":
-        system, turns = _sharegpt_turns(prompt_messages(row["prompt"]))
+        own_system, turns = _sharegpt_turns(prompt_messages(row["prompt"], system))
         return {"conversations": turns, "chosen": {"from": "gpt", "value": row["chosen"]},
-                "rejected": {"from": "gpt", "value": row["rejected"]}, "system": system}
-    system, turns = _sharegpt_turns(row_messages(row, kind))
-    return {"conversations": turns, "system": system}
+                "rejected": {"from": "gpt", "value": row["rejected"]}, "system": own_system}
+    own_system, turns = _sharegpt_turns(row_messages(row, kind, system))
+    return {"conversations": turns, "system": own_system}
 
 
 def llamafactory_entry(fmt: str, kind: str, file_name: str, sha1: str) -> Row:
@@ -120,46 +92,80 @@ def llamafactory_entry(fmt: str, kind: str, file_name: str, sha1: str) -> Row:
     return entry
 
 
-_CONVERTERS: dict[str, Callable[[Row, str], Row]] = {"trl": to_trl, "alpaca": to_alpaca, "sharegpt": to_sharegpt}
+_CONVERTERS: dict[str, Callable[[Row, str, str | None], Row]] = {
+    "trl": to_trl, "alpaca": to_alpaca, "sharegpt": to_sharegpt}
 
 
-def _write_jsonl(path: Path, rows: Iterable[Row]) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+def _write_jsonl(handle: IO[bytes], rows: Iterator[Row]) -> None:
+    for row in rows:
+        handle.write((json.dumps(row, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
 
 
-def export_version(ref: str, fmt: str, out: str | Path, store: str | Path | None = None) -> list[Path]:
-    """Write a version in ``fmt`` under ``out``; returns the files written."""
-    version = resolve(ref, store)
+def _write_json_array(handle: IO[bytes], rows: Iterator[Row]) -> str:
+    """A JSON array written element by element; returns the sha1 of the bytes written."""
+    digest = hashlib.sha1()
+
+    def emit(text: str) -> None:
+        data = text.encode("utf-8")
+        digest.update(data)
+        handle.write(data)
+
+    emit("[")
+    for index, row in enumerate(rows):
+        emit(("\n" if index == 0 else ",\n") + json.dumps(row, ensure_ascii=False, indent=1))
+    emit("\n]")
+    return digest.hexdigest()
+
+
+def dataset_info_entry_name(name: str, version: str, split: str) -> str:
+    return f"{name}@{version}_{split}"
+
+
+def _merged_dataset_info(path: Path, entries: dict[str, Row]) -> str:
+    """The folder's dataset_info.json with our entries added or replaced, the others kept."""
+    existing: dict[str, Any] = {}
+    if path.exists():
+        try:
+            existing = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise MedcurateError("is not valid JSON; refusing to overwrite it", file=str(path)) from None
+        if not isinstance(existing, dict):
+            raise MedcurateError("is not a JSON object; refusing to overwrite it", file=str(path))
+    existing.update(entries)
+    return json.dumps(existing, ensure_ascii=False, indent=2) + "\n"
+
+
+def export_version(ref: str, fmt: str, out: str | Path, store: str | Path | None = None,
+                   system_prompt: str | None = None) -> list[Path]:
+    """Write a version in ``fmt`` under ``out``; returns the files written (all or none)."""
+    if fmt not in FORMATS:
+        raise MedcurateError(f"unknown export format {fmt!r}; expected {', '.join(FORMATS)}", field="format")
+    if system_prompt and fmt not in SYSTEM_PROMPT_FORMATS:
+        raise MedcurateError(f"--system-prompt applies to {', '.join(SYSTEM_PROMPT_FORMATS)} exports, not {fmt}",
+                             field="system_prompt")
+    version = verified(resolve(ref, store))
     kind = version.manifest["kind"]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    splits = load_rows(version)
-    written: list[Path] = []
-    if fmt == "jsonl":
-        for split, rows in splits.items():
-            path = out / f"{split}.jsonl"
-            _write_jsonl(path, rows)
-            written.append(path)
-        return written
-    if fmt not in _CONVERTERS:
-        raise MedcurateError(f"unknown export format {fmt!r}; expected jsonl, alpaca, sharegpt or trl")
-    convert = _CONVERTERS[fmt]
-    if fmt == "trl":
-        for split, rows in splits.items():
-            path = out / f"{split}.jsonl"
-            _write_jsonl(path, (convert(row, kind) for row in rows))
-            written.append(path)
-        return written
     info: dict[str, Row] = {}
-    for split, rows in splits.items():
-        file_name = f"{version.name}_{split}.json"
-        content = json.dumps([convert(row, kind) for row in rows], ensure_ascii=False, indent=1).encode("utf-8")
-        (out / file_name).write_bytes(content)
-        written.append(out / file_name)
-        info[f"{version.name}_{split}"] = llamafactory_entry(fmt, kind, file_name, hashlib.sha1(content).hexdigest())
-    info_path = out / "dataset_info.json"
-    info_path.write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    written.append(info_path)
-    return written
+    with StagedFiles(out) as staged:
+        for split in version.manifest["splits"]:
+            rows = iter_rows(version, split)
+            if fmt in ("jsonl", "trl"):
+                converted = rows if fmt == "jsonl" else (to_trl(row, kind, system_prompt) for row in rows)
+                with staged.open(f"{split}.jsonl") as handle:
+                    _write_jsonl(handle, converted)
+                continue
+            convert = _CONVERTERS[fmt]
+            file_name = f"{version.name}-{version.version}_{split}.json"
+            with staged.open(file_name) as handle:
+                sha1 = _write_json_array(handle, (convert(row, kind, system_prompt) for row in rows))
+            info[dataset_info_entry_name(version.name, version.version, split)] = llamafactory_entry(
+                fmt, kind, file_name, sha1)
+        if info:
+            with staged.open(DATASET_INFO) as handle:
+                handle.write(_merged_dataset_info(out / DATASET_INFO, info).encode("utf-8"))
+    return staged.committed
+
+
+__all__ = ["export_version", "to_alpaca", "to_sharegpt", "to_trl", "llamafactory_entry", "with_system"]

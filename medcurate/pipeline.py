@@ -13,12 +13,17 @@ import torch.
 """
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
+import typing
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from medcurate.errors import ConservationError, MedcurateError
 
@@ -165,6 +170,30 @@ SourceParser = Callable[[Row, "SourceSpec", StepContext], Iterable[Row]]
 StepFunction = Callable[..., list[Row]]
 
 
+class SourceOptions(BaseModel):
+    """A source's ``options``; a format declares its own subclass. Unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _one_item_list(value: Any) -> Any:
+    """A bare string where a list is expected is a one-item list, never a list of its characters."""
+    return [value] if isinstance(value, str) else value
+
+
+StringList = Annotated[list[str], BeforeValidator(_one_item_list)]
+
+
+class FileOptions(SourceOptions):
+    """Options of the record-file formats: rename/pick/default columns and the CSV delimiter."""
+
+    fields: dict[str, str] | None = None
+    keep: StringList | None = None
+    defaults: dict[str, Any] | None = None
+    keep_unmapped: bool = False
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] | None = None
+
+
 @dataclass(frozen=True)
 class SourceFormat:
     name: str
@@ -173,6 +202,7 @@ class SourceFormat:
     doc: str
     default_encoding: str | None = None
     reader: Callable[[SourceSpec, StepContext], Iterable[Row]] | None = None
+    options: type[SourceOptions] = FileOptions
 
 
 @dataclass(frozen=True)
@@ -182,6 +212,61 @@ class StepInfo:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     doc: str
+    params: type[BaseModel] = SourceOptions
+
+
+def _mentions_list(annotation: Any) -> bool:
+    if annotation is list or typing.get_origin(annotation) is list:
+        return True
+    return any(_mentions_list(arg) for arg in typing.get_args(annotation))
+
+
+def parameter_model(name: str, function: Callable[..., Any]) -> type[BaseModel]:
+    """The pydantic model of a step's parameters, read from its signature and type hints
+    (everything after ``rows, ctx``): registering a step is enough to have its recipe entry checked.
+    A parameter typed as a list also takes a bare string, as a one-item list."""
+    hints = typing.get_type_hints(function, include_extras=True)
+    fields: dict[str, Any] = {}
+    for parameter in list(inspect.signature(function).parameters.values())[2:]:
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        annotation = hints.get(parameter.name, Any)
+        if _mentions_list(annotation):
+            annotation = Annotated[annotation, BeforeValidator(_one_item_list)]
+        default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+        fields[parameter.name] = (annotation, default)
+    model_name = "".join(part.title() for part in name.split("_")) + "Params"
+    return create_model(model_name, __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+                        **fields)
+
+
+def validation_problem(error: ValidationError, prefix: str, model: type[BaseModel] | None = None) -> tuple[str, str]:
+    """The first problem of a pydantic error as (dotted field, message), without the value
+    (a value may be record text). A mistyped key comes first: it explains the missing one."""
+    problems = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = problems[0]
+    location = ".".join(str(part) for part in first["loc"])
+    field_name = f"{prefix}.{location}" if location else prefix
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        known = list(model.model_fields) if model is not None and len(first["loc"]) == 1 else []
+        close = difflib.get_close_matches(str(first["loc"][-1]), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else (f"; allowed: {', '.join(known)}" if known else "")
+        return field_name, f"unknown key{hint}"
+    if kind == "missing":
+        return field_name, "missing required key"
+    return field_name, first["msg"]
+
+
+def check_params(model: type[BaseModel], values: dict[str, Any], where: str) -> dict[str, Any]:
+    """Validated parameters (only the ones given, so the function's defaults stay its own);
+    raises MedcurateError naming the first bad field."""
+    try:
+        checked = model.model_validate(values)
+    except ValidationError as exc:
+        field_name, message = validation_problem(exc, where, model)
+        raise MedcurateError(message, field=field_name) from None
+    return {name: getattr(checked, name) for name in checked.model_fields_set}
 
 
 @dataclass
@@ -202,24 +287,26 @@ _STEPS: dict[str, StepInfo] = {}
 _loaded = False
 
 
-def register_source(name: str, *, file_format: str, doc: str, default_encoding: str | None = None):
+def register_source(name: str, *, file_format: str, doc: str, default_encoding: str | None = None,
+                    options: type[SourceOptions] = FileOptions):
     """Register a parser ``(raw_record, spec, ctx) -> iterable of rows`` for a source format.
 
-    ``file_format`` is how the file is split into raw records (jsonl, json, csv, tsv, parquet).
+    ``file_format`` is how the file is split into raw records (jsonl, json, csv, tsv, parquet);
+    ``options`` is the model of the source's ``options`` (checked when the recipe loads).
     Raise ``RecordError`` for a bad record; return nothing only after ``ctx.drop``.
     """
     def decorator(function: SourceParser) -> SourceParser:
         _SOURCE_FORMATS[name] = SourceFormat(name, function, file_format, (function.__doc__ or doc).strip(),
-                                             default_encoding)
+                                             default_encoding, options=options)
         return function
     return decorator
 
 
-def register_source_reader(name: str, *, doc: str):
+def register_source_reader(name: str, *, doc: str, options: type[SourceOptions] = SourceOptions):
     """Register a whole-source reader ``(spec, ctx) -> iterable of rows`` for inputs that are not
     record files (a published dataset version, a directory). It counts its own records in ctx.ledger."""
     def decorator(function):
-        _SOURCE_FORMATS[name] = SourceFormat(name, None, "", doc.strip(), None, function)
+        _SOURCE_FORMATS[name] = SourceFormat(name, None, "", doc.strip(), None, function, options=options)
         return function
     return decorator
 
@@ -228,7 +315,7 @@ def register_step(name: str, *, reads: Iterable[str] = (), writes: Iterable[str]
     """Register a step ``(rows, ctx, **params) -> rows``; its docstring documents it."""
     def decorator(function: StepFunction) -> StepFunction:
         _STEPS[name] = StepInfo(name, function, tuple(reads), tuple(writes),
-                                (doc or function.__doc__ or "").strip())
+                                (doc or function.__doc__ or "").strip(), parameter_model(name, function))
         return function
     return decorator
 

@@ -15,39 +15,80 @@
       - dedupe: {fields: [instruction, answer]}
     splits: {seed: 42, validation: 0.1, test: 0.1, stratify: department, group: patient_id}
 
-Everything is checked on load, with errors naming the recipe file, the key and, where
-YAML can tell, the line.
+Everything is checked on load, before any source is read: the recipe, each source and its
+``options`` (the format's options model), the splits and every step's parameters (a model
+derived from the step function's signature), with unknown keys refused. An error is one line
+naming the recipe file and the field.
 """
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medcurate.errors import MedcurateError
-from medcurate.pipeline import SourceSpec, get_source_format, get_step
+from medcurate.pipeline import SourceSpec, check_params, get_source_format, get_step, validation_problem
 from medcurate.schemas import row_kind
+from medcurate.store import check_name
 from medcurate.yamlio import parse_yaml
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_TOP_KEYS = {"name", "kind", "description", "license", "sources", "steps", "splits", "seed", "card"}
-_SOURCE_KEYS = {"name", "path", "format", "encoding", "options"}
-_SPLIT_KEYS = {"seed", "validation", "test", "stratify", "group", "max_fraction"}
 
+class SplitConfig(BaseModel):
+    """``splits:``: held-out sizes (a fraction in [0, 1) or a whole row count), stratify and group columns."""
 
-@dataclass
-class SplitConfig:
+    model_config = ConfigDict(extra="forbid")
+
     seed: int = 0
-    validation: float = 0.0
-    test: float = 0.0
+    validation: Annotated[float, Field(ge=0)] = 0.0
+    test: Annotated[float, Field(ge=0)] = 0.0
     stratify: str | None = None
     group: str | None = None
-    max_fraction: float = 0.1
+    max_fraction: Annotated[float, Field(gt=0, le=1)] = 0.1
+
+    @field_validator("validation", "test")
+    @classmethod
+    def _fraction_or_count(cls, value: float) -> float:
+        if value >= 1 and not value.is_integer():
+            raise ValueError("must be a fraction between 0 and 1 or a whole number of rows")
+        return value
+
+    @model_validator(mode="after")
+    def _train_keeps_rows(self) -> SplitConfig:
+        held_out = sum(size if size < 1 else self.max_fraction for size in (self.validation, self.test) if size)
+        if held_out >= 1:
+            raise ValueError(f"validation and test together hold out {held_out:.0%} of the rows, "
+                             f"leaving nothing to train on")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return self.model_dump()
+
+
+class _SourceEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    path: Annotated[str, Field(min_length=1)]
+    format: str | None = None
+    encoding: str | None = None
+    options: dict[str, Any] | None = None
+
+
+class _RecipeHead(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1)]
+    kind: str
+    description: str | None = None
+    license: str | None = None
+    sources: Annotated[list[Any], Field(min_length=1)]
+    steps: list[Any] | None = None
+    splits: dict[str, Any] | None = None
+    seed: int = 0
+    card: dict[str, Any] | None = None
 
 
 @dataclass
@@ -87,6 +128,14 @@ def load_recipe(path: str | Path) -> Recipe:
     return recipe_from_dict(data, base_dir=path.resolve().parent, origin=str(path))
 
 
+def _validated(model: type[BaseModel], data: Any, origin: str, where: str = "") -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        key, message = validation_problem(exc, where, model)
+        raise MedcurateError(message, file=origin, field=key.strip(".") or None) from None
+
+
 def recipe_from_dict(data: Any, *, base_dir: Path | None = None, origin: str = "<recipe>") -> Recipe:
     """Check and resolve a recipe given as a mapping (library and one-shot commands use this)."""
     def fail(message: str, key: str | None = None) -> MedcurateError:
@@ -94,99 +143,69 @@ def recipe_from_dict(data: Any, *, base_dir: Path | None = None, origin: str = "
 
     if not isinstance(data, dict):
         raise fail("a recipe must be a YAML mapping")
-    unknown = sorted(set(data) - _TOP_KEYS)
-    if unknown:
-        raise fail(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_TOP_KEYS))}", unknown[0])
-    for key in ("name", "kind", "sources"):
-        if key not in data or data[key] in (None, "", []):
-            raise fail("missing required key", key)
-    name = str(data["name"])
-    if not NAME_PATTERN.match(name):
-        raise fail("name may hold letters, digits, '.', '_' and '-' only", "name")
+    head: _RecipeHead = _validated(_RecipeHead, data, origin)
     try:
-        row_kind(str(data["kind"]))
+        check_name(head.name)
+    except MedcurateError as exc:
+        raise fail(exc.message, "name") from None
+    try:
+        row_kind(head.kind)
     except MedcurateError as exc:
         raise fail(exc.message, "kind") from None
-    if not isinstance(data["sources"], list):
-        raise fail("sources must be a list", "sources")
-
     sources: list[SourceSpec] = []
-    for index, entry in enumerate(data["sources"]):
-        where = f"sources[{index}]"
-        if not isinstance(entry, dict):
-            raise fail("each source must be a mapping with name, path and format", where)
-        unknown = sorted(set(entry) - _SOURCE_KEYS)
-        if unknown:
-            raise fail(f"unknown key(s) {', '.join(unknown)}", f"{where}.{unknown[0]}")
-        for key in ("path",):
-            if not entry.get(key):
-                raise fail("missing required key", f"{where}.{key}")
-        fmt = entry.get("format")
-        if not fmt:
-            from medcurate.readers import guess_format
-            try:
-                fmt = guess_format(entry["path"])
-            except MedcurateError as exc:
-                raise fail(exc.message, f"{where}.format") from None
+    for index, entry in enumerate(head.sources):
+        sources.append(_source(entry, index, sources, origin))
+    steps = [_step(entry, index, origin) for index, entry in enumerate(head.steps or [])]
+    split_data = dict(head.splits or {})
+    split_data.setdefault("seed", head.seed)
+    splits: SplitConfig = _validated(SplitConfig, split_data, origin, "splits")
+    return Recipe(name=head.name, kind=head.kind, sources=sources, steps=steps, splits=splits,
+                  description=head.description or "", license=head.license or "",
+                  seed=head.seed, base_dir=base_dir or Path.cwd(), origin=origin, raw=copy.deepcopy(data))
+
+
+def _source(entry: Any, index: int, seen: list[SourceSpec], origin: str) -> SourceSpec:
+    where = f"sources[{index}]"
+    if not isinstance(entry, dict):
+        raise MedcurateError("each source must be a mapping with name, path and format", file=origin, field=where)
+    checked: _SourceEntry = _validated(_SourceEntry, entry, origin, where)
+    fmt = checked.format
+    if not fmt:
+        from medcurate.readers import guess_format
         try:
-            source_format = get_source_format(str(fmt))
+            fmt = guess_format(checked.path)
         except MedcurateError as exc:
-            raise fail(exc.message, f"{where}.format") from None
-        options = entry.get("options") or {}
-        if not isinstance(options, dict):
-            raise fail("options must be a mapping", f"{where}.options")
-        source_name = str(entry.get("name") or Path(str(entry["path"])).stem)
-        if any(s.name == source_name for s in sources):
-            raise fail(f"duplicate source name {source_name!r}", f"{where}.name")
-        sources.append(SourceSpec(name=source_name, path=str(entry["path"]), format=str(fmt),
-                                  encoding=entry.get("encoding") or source_format.default_encoding,
-                                  options=options))
-
-    raw_steps = data.get("steps") or []
-    if not isinstance(raw_steps, list):
-        raise fail("steps must be a list", "steps")
-    steps: list[StepCall] = []
-    for index, entry in enumerate(raw_steps):
-        where = f"steps[{index}]"
-        if isinstance(entry, str):
-            step_name, params = entry, {}
-        elif isinstance(entry, dict) and len(entry) == 1:
-            step_name, params = next(iter(entry.items()))
-            params = params or {}
-        else:
-            raise fail("each step is a step name or a one-key mapping {step_name: {params}}", where)
-        if not isinstance(params, dict):
-            raise fail("step parameters must be a mapping", f"{where}.{step_name}")
-        try:
-            get_step(str(step_name))
-        except MedcurateError as exc:
-            raise fail(exc.message, where) from None
-        steps.append(StepCall(str(step_name), dict(params)))
-
-    split_data = data.get("splits") or {}
-    if not isinstance(split_data, dict):
-        raise fail("splits must be a mapping", "splits")
-    unknown = sorted(set(split_data) - _SPLIT_KEYS)
-    if unknown:
-        raise fail(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_SPLIT_KEYS))}",
-                   f"splits.{unknown[0]}")
-    seed = int(data.get("seed", split_data.get("seed", 0)) or 0)
-    splits = SplitConfig(seed=int(split_data.get("seed", seed)),
-                         validation=_size(split_data.get("validation", 0), fail, "splits.validation"),
-                         test=_size(split_data.get("test", 0), fail, "splits.test"),
-                         stratify=split_data.get("stratify"), group=split_data.get("group"),
-                         max_fraction=float(split_data.get("max_fraction", 0.1)))
-    return Recipe(name=name, kind=str(data["kind"]), sources=sources, steps=steps, splits=splits,
-                  description=str(data.get("description") or ""), license=str(data.get("license") or ""),
-                  seed=seed, base_dir=base_dir or Path.cwd(), origin=origin, raw=copy.deepcopy(data))
-
-
-def _size(value: Any, fail, key: str) -> float:
-    """A held-out split size: a fraction in (0, 1) or a whole row count."""
+            raise MedcurateError(exc.message, file=origin, field=f"{where}.format") from None
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise fail("must be a fraction between 0 and 1 or a whole number of rows", key) from None
-    if number < 0 or (number >= 1 and not number.is_integer()):
-        raise fail("must be a fraction between 0 and 1 or a whole number of rows", key)
-    return number
+        source_format = get_source_format(fmt)
+    except MedcurateError as exc:
+        raise MedcurateError(exc.message, file=origin, field=f"{where}.format") from None
+    options = _validated(source_format.options, checked.options or {}, origin, f"{where}.options")
+    source_name = checked.name or Path(checked.path).stem
+    if any(s.name == source_name for s in seen):
+        raise MedcurateError(f"duplicate source name {source_name!r}", file=origin, field=f"{where}.name")
+    spec = SourceSpec(name=source_name, path=checked.path, format=fmt,
+                      encoding=checked.encoding or source_format.default_encoding,
+                      options=options.model_dump(exclude_unset=True))
+    return spec
+
+
+def _step(entry: Any, index: int, origin: str) -> StepCall:
+    where = f"steps[{index}]"
+    params: Any
+    if isinstance(entry, str):
+        step_name, params = entry, {}
+    elif isinstance(entry, dict) and len(entry) == 1:
+        step_name, params = next(iter(entry.items()))
+        params = {} if params is None else params
+    else:
+        raise MedcurateError("each step is a step name or a one-key mapping {step_name: {params}}",
+                             file=origin, field=where)
+    if not isinstance(params, dict):
+        raise MedcurateError("step parameters must be a mapping", file=origin, field=f"{where}.{step_name}")
+    try:
+        info = get_step(str(step_name))
+        checked = check_params(info.params, params, f"{where}.{step_name}")
+    except MedcurateError as exc:
+        raise MedcurateError(exc.message, file=origin, field=exc.field if exc.field != "steps" else where) from None
+    return StepCall(str(step_name), checked)

@@ -13,7 +13,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from medcurate.pipeline import RecordError, Row, SourceSpec, StepContext, register_source, register_source_reader
+from medcurate.pipeline import (
+    FileOptions,
+    RecordError,
+    Row,
+    SourceSpec,
+    StepContext,
+    StringList,
+    register_source,
+    register_source_reader,
+)
 
 
 def apply_field_options(record: dict[str, Any], options: dict[str, Any]) -> Row:
@@ -49,7 +58,14 @@ for _format in ("jsonl", "json", "csv", "tsv", "parquet"):
                     doc=f"{_format.upper()} records used as rows; options: fields, keep, defaults.")(_plain)
 
 
-@register_source_reader("dataset", doc="Rows of a published version, path NAME@VERSION; rows keep their provenance.")
+class DatasetOptions(FileOptions):
+    """File options (applied when ``fields`` is given) plus the splits to read (default: all)."""
+
+    splits: StringList | None = None
+
+
+@register_source_reader("dataset", doc="Rows of a published version, path NAME@VERSION; rows keep their provenance.",
+                        options=DatasetOptions)
 def read_published_version(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     from medcurate.store import load_rows, resolve
 

@@ -13,6 +13,7 @@ import random
 from collections import defaultdict
 from typing import Any
 
+from medcurate.errors import MedcurateError
 from medcurate.recipe import SplitConfig
 
 SPLIT_NAMES = ("train", "validation", "test")
@@ -52,6 +53,9 @@ def assign_splits(rows: list[dict[str, Any]], config: SplitConfig) -> tuple[dict
     """Assign every row to exactly one split; returns the splits and notes for the manifest."""
     notes: list[str] = []
     total = len(rows)
+    for setting, column in (("stratify", config.stratify), ("group", config.group)):
+        if column and rows and not any(row.get(column) not in (None, "") for row in rows):
+            raise MedcurateError(f"no row has a value in column {column!r}", field=f"splits.{setting}")
     test_rows, note = held_out_size(config.test, total, config.max_fraction)
     if note:
         notes.append(f"test: {note}")

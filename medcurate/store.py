@@ -15,22 +15,30 @@ folder and renames it into place: a killed build leaves no version.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from medcurate.conversion import decode_json_columns
 from medcurate.errors import ConservationError, MedcurateError
 from medcurate.schemas import canonical_json
 
 STORE_ENV = "MEDCURATE_STORE"
 VERSION_LOG = "versions.jsonl"
+VERIFY_CACHE = ".verified.json"
 _TMP_PREFIX = ".tmp-"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+"""Dataset names: a single path component that cannot climb out of the store (no '/', no '..')."""
+VERSION_PATTERN = re.compile(r"^[0-9a-f]{1,64}$")
 
 
 def default_store() -> Path:
@@ -53,7 +61,16 @@ class Version:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
+        path = self.path / "manifest.json"
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise MedcurateError("manifest.json is missing", file=str(path)) from None
+        except (ValueError, UnicodeDecodeError):
+            raise MedcurateError("manifest.json is not valid JSON (damaged?)", file=str(path)) from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), list):
+            raise MedcurateError("manifest.json is not a medcurate manifest (damaged?)", file=str(path))
+        return manifest
 
     def manifest_sha256(self) -> str:
         return hashlib.sha256((self.path / "manifest.json").read_bytes()).hexdigest()
@@ -67,7 +84,19 @@ def parse_ref(ref: str) -> tuple[str, str]:
     name, _, version = ref.partition("@")
     if not name:
         raise MedcurateError(f"expected NAME[@VERSION], got {ref!r}")
-    return name, version or "latest"
+    check_name(name)
+    version = version or "latest"
+    if version != "latest" and not VERSION_PATTERN.match(version):
+        raise MedcurateError(f"a version is 'latest' or a hexadecimal id (prefix), got {version!r}")
+    return name, version
+
+
+def check_name(name: str) -> str:
+    """A dataset name is one path component inside the store: refs cannot reach other folders."""
+    if not NAME_PATTERN.match(name) or ".." in name:
+        raise MedcurateError(f"dataset name {name!r} may hold letters, digits, '.', '_' and '-' only "
+                             f"(no path separators, no '..')", field="name")
+    return name
 
 
 def list_datasets(store: str | Path | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -84,14 +113,20 @@ def list_datasets(store: str | Path | None = None) -> dict[str, list[dict[str, A
 
 
 def _publications(folder: Path) -> list[dict[str, Any]]:
+    """The publication log, one entry per line; a torn or damaged line (a killed publish, a full
+    disk) is skipped, so it affects no other version."""
     log = folder / VERSION_LOG
     entries: list[dict[str, Any]] = []
     if log.exists():
-        for line in log.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                if (folder / entry["version"] / "manifest.json").exists():
-                    entries.append(entry)
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line) if line.strip() else None
+            except ValueError:
+                continue
+            if (isinstance(entry, dict) and isinstance(entry.get("version"), str)
+                    and VERSION_PATTERN.match(entry["version"])
+                    and (folder / entry["version"] / "manifest.json").exists()):
+                entries.append(entry)
     return entries
 
 
@@ -121,22 +156,160 @@ def load_rows(ref: str | Version, store: str | Path | None = None,
     """Rows of a version as plain dicts per split, without going through ``datasets``."""
     import pyarrow.parquet as pq
 
-    version = resolve(ref, store)
+    version = verified(resolve(ref, store))
     files = version.split_files()
     if split is not None:
         if split not in files:
             raise MedcurateError(f"{version.ref} has no split {split!r}; splits: {', '.join(files)}")
         files = {split: files[split]}
-    return {name: pq.read_table(path).to_pylist() for name, path in files.items()}
+    json_columns = version.manifest.get("json_columns") or []
+    return {name: [decode_json_columns(row, json_columns) for row in pq.read_table(path).to_pylist()]
+            for name, path in files.items()}
 
 
 def load(ref: str | Version, store: str | Path | None = None):
-    """A published version as a ``datasets.DatasetDict`` (memory-mapped Arrow)."""
+    """A published version as a ``datasets.DatasetDict`` (memory-mapped Arrow). Columns stored as
+    JSON text (values of mixed types) are decoded as rows are read."""
     from datasets import Dataset, DatasetDict
 
-    version = resolve(ref, store)
-    return DatasetDict({split: Dataset.from_parquet(str(path), split=split)
-                        for split, path in version.split_files().items()})
+    version = verified(resolve(ref, store))
+    json_columns = version.manifest.get("json_columns") or []
+    splits = DatasetDict({split: Dataset.from_parquet(str(path), split=split)
+                          for split, path in version.split_files().items()})
+    if json_columns:
+        for dataset in splits.values():
+            dataset.set_transform(_decoding_transform(json_columns))
+    return splits
+
+
+def iter_rows(ref: str | Version, split: str, store: str | Path | None = None,
+              batch_size: int = 1024) -> Iterator[dict[str, Any]]:
+    """The rows of one split, decoded, a Parquet batch at a time (memory flat in the version's size)."""
+    import pyarrow.parquet as pq
+
+    version = verified(resolve(ref, store))
+    files = version.split_files()
+    if split not in files:
+        raise MedcurateError(f"{version.ref} has no split {split!r}; splits: {', '.join(files)}")
+    json_columns = version.manifest.get("json_columns") or []
+    for batch in pq.ParquetFile(files[split]).iter_batches(batch_size=batch_size):
+        for row in batch.to_pylist():
+            yield decode_json_columns(row, json_columns)
+
+
+def verified(version: Version) -> Version:
+    """The version, once its data files match the manifest's sha256 and the manifest its id.
+
+    Every read goes through here, so a tampered or damaged file is an error, not served. The
+    hash of a file is remembered (in the store's .verified.json) by size and mtime, so reading
+    an unchanged version again costs a stat."""
+    manifest = version.manifest
+    if compute_version_id(manifest) != version.version:
+        raise MedcurateError("manifest.json does not hash to its version id (edited after publishing?)",
+                             file=str(version.path / "manifest.json"))
+    root = version.path.parent.parent
+    cache = _read_verify_cache(root)
+    changed = False
+    for relative, expected in sorted(manifest.get("files", {}).items()):
+        if not relative.startswith("data/"):
+            continue
+        path = version.path / relative
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise MedcurateError("missing: the version is incomplete", file=str(path)) from None
+        key = f"{version.name}/{version.version}/{relative}"
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        if cache.get(key, {}).get("stamp") == stamp and cache[key].get("sha256") == expected:
+            continue
+        if _file_sha256(path) != expected:
+            raise MedcurateError("sha256 differs from the manifest: the file changed after publishing; "
+                                 "refusing to read it", file=str(path))
+        cache[key] = {"stamp": stamp, "sha256": expected}
+        changed = True
+    if changed:
+        _write_verify_cache(root, cache)
+    return version
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_verify_cache(root: Path) -> dict[str, Any]:
+    try:
+        cache = json.loads((root / VERIFY_CACHE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _write_verify_cache(root: Path, cache: dict[str, Any]) -> None:
+    """Best effort: a read-only store just verifies again next time."""
+    temporary = root / f"{VERIFY_CACHE}.{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        temporary.write_text(json.dumps(cache, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, root / VERIFY_CACHE)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+
+
+def disk_full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class StagedFiles:
+    """Files written under temporary names in one folder and renamed into place together when
+    all are complete: an interrupted or failed write (a full disk) leaves no file that looks
+    finished. ``committed`` lists the final paths."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.committed: list[Path] = []
+        self._staged: list[tuple[Path, Path]] = []
+
+    def __enter__(self) -> StagedFiles:
+        for stale in self.folder.glob(f".*{_TMP_PREFIX}*"):
+            match = re.search(rf"{re.escape(_TMP_PREFIX)}(\d+)-", stale.name)
+            if match and stale.is_file() and not _process_alive(int(match.group(1))):
+                stale.unlink(missing_ok=True)
+        return self
+
+    @contextmanager
+    def open(self, relative: str) -> Iterator[IO[bytes]]:
+        final = self.folder / relative
+        temporary = final.with_name(f".{final.name}{_TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self._staged.append((temporary, final))
+        with open(temporary, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        if exc is None:
+            for temporary, final in self._staged:
+                os.replace(temporary, final)
+                self.committed.append(final)
+            return
+        for temporary, _ in self._staged:
+            temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and disk_full(exc):
+            raise MedcurateError("disk full while writing; nothing was written (free space and retry)",
+                                 file=str(self.folder)) from None
+
+
+def _decoding_transform(json_columns: list[str]):
+    """A ``datasets`` transform that decodes the JSON-text columns of each batch it formats."""
+    def transform(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for column in json_columns:
+            if column in batch:
+                batch[column] = [decode_json_columns({column: value}, (column,))[column] for value in batch[column]]
+        return batch
+    return transform
 
 
 def _sha256_bytes(content: bytes) -> str:
@@ -173,7 +346,7 @@ def rows_to_tables(splits: dict[str, list[dict[str, Any]]]) -> tuple[dict[str, A
                 raise MedcurateError(f"rows cannot be stored as Parquet: {exc}") from None
             json_columns.append(culprit)
             for row in every_row:
-                if culprit in row and not isinstance(row[culprit], str | None):
+                if row.get(culprit) is not None:
                     row[culprit] = canonical_json(row[culprit])
     ordered = pa.schema([schema.field(name) for name in sorted(schema.names, key=_column_order)])
     tables = {split: pa.Table.from_pylist(rows, schema=ordered) for split, rows in splits.items()}
@@ -211,7 +384,7 @@ def publish(name: str, manifest: dict[str, Any], tables: dict[str, Any], rejects
             store: str | Path | None = None) -> Version:
     """Write a version atomically and return it. ``manifest`` gets ``files`` and ``version``."""
     root = store_path(store)
-    folder = root / name
+    folder = root / check_name(name)
     folder.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(folder)
     files: dict[str, bytes] = {f"data/{split}.parquet": write_parquet_bytes(table) for split, table in tables.items()}
@@ -243,14 +416,35 @@ def publish(name: str, manifest: dict[str, Any], tables: dict[str, Any], rejects
                 if not final.exists():
                     raise
                 shutil.rmtree(temporary, ignore_errors=True)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(temporary, ignore_errors=True)
+            if isinstance(exc, OSError) and disk_full(exc):
+                raise MedcurateError(f"disk full while publishing {name}; nothing was published "
+                                     f"(free space and retry)", file=str(folder)) from None
             raise
-    with open(folder / VERSION_LOG, "a", encoding="utf-8") as log:
-        log.write(json.dumps({"version": version_id,
-                              "published_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
-                  + "\n")
+    _append_publication(folder / VERSION_LOG, {
+        "version": version_id, "published_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
     return Version(name, version_id, final)
+
+
+def _append_publication(log: Path, entry: dict[str, Any]) -> None:
+    """One line appended to the publication log, starting on a fresh line when the last one was
+    torn (a publish killed mid-write), so a damaged line never swallows a good one."""
+    line = (json.dumps(entry) + "\n").encode("utf-8")
+    with open(log, "ab+") as handle:
+        if handle.tell() > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                line = b"\n" + line
+        try:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError as exc:
+            if disk_full(exc):
+                raise MedcurateError("disk full while recording the publication; the version folder is "
+                                     "complete, publish again to record it", file=str(log)) from None
+            raise
 
 
 def _remove_stale_temporaries(folder: Path) -> None:

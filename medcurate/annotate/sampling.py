@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from medcurate.conversion import prompt_messages, prompt_of
 from medcurate.errors import MedcurateError
 from medcurate.schemas import canonical_json
-from medcurate.steps.core import instruction_to_messages
 
 
 @dataclass(frozen=True)
@@ -38,31 +38,6 @@ class SamplingSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def prompt_of(row: dict[str, Any]) -> str | list[dict[str, str]]:
-    """What the model is asked: a conversation's turns before its last answer (history kept as
-    messages), an instruction row's instruction and query, a preference row's prompt."""
-    if isinstance(row.get("messages"), list) and row["messages"]:
-        messages = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
-        if messages[-1]["role"] == "assistant":
-            messages = messages[:-1]
-        if not messages:
-            raise MedcurateError("conversation has no turn before its answer", field="messages")
-        return messages
-    if row.get("instruction"):
-        return instruction_to_messages({**row, "answer": row.get("answer", "")})[0]["content"]
-    if row.get("prompt"):
-        prompt = row["prompt"]
-        return json.loads(prompt) if isinstance(prompt, str) and prompt.startswith("[{") else prompt
-    raise MedcurateError("row has neither messages, instruction nor prompt", field="prompt")
-
-
-def as_messages(prompt: str | list[dict[str, str]]) -> list[dict[str, str]]:
-    """A prompt as chat messages (a plain string is one user turn)."""
-    if isinstance(prompt, str):
-        return [{"role": "user", "content": prompt}]
-    return [{"role": m["role"], "content": m["content"]} for m in prompt]
 
 
 def load_prompts(ref: str, store: str | Path | None, split: str | None, limit: int | None) -> list[dict[str, Any]]:
@@ -110,7 +85,7 @@ def near_duplicate_pairs(candidates: list[dict[str, Any]], threshold: float) -> 
 def make_items(prompts: list[dict[str, Any]], generate: Callable[[list[dict[str, str]], int], list[str]],
                settings: SamplingSettings, threshold: float) -> Iterable[dict[str, Any]]:
     for item in prompts:
-        texts = generate(as_messages(item["prompt"]), settings.k)
+        texts = generate(prompt_messages(item["prompt"]), settings.k)
         candidates = [{"id": f"c{index}", "text": text, "model": settings.model} for index, text in enumerate(texts)]
         yield {**item, "candidates": candidates, "near_duplicates": near_duplicate_pairs(candidates, threshold),
                "sampling": settings.to_dict()}

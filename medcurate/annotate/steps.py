@@ -20,7 +20,9 @@ import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from medcurate.annotate.configs import SPF_CRITERIA, decision_keys
 from medcurate.annotate.project import (
@@ -33,17 +35,23 @@ from medcurate.annotate.project import (
     resolve_unit,
     votes_by_unit,
 )
-from medcurate.annotate.sampling import as_messages
 from medcurate.card import markdown_table
+from medcurate.conversion import prompt_messages
 from medcurate.errors import MedcurateError
-from medcurate.pipeline import Row, SourceSpec, StepContext, register_source_reader, register_step
+from medcurate.pipeline import Row, SourceOptions, SourceSpec, StepContext, register_source_reader, register_step
 
 UNRESOLVED_STATUSES = ("disputed", "too_few_votes", "not_annotated")
 
 
+class AnnotationOptions(SourceOptions):
+    """How many votes a unit needs before its consensus counts."""
+
+    min_votes: Annotated[int, Field(ge=1)] = 2
+
+
 @register_source_reader("label_studio_annotations",
                         doc="Annotated units of a `medcurate annotate` work folder (path: the folder), "
-                            "judgements resolved by consensus or expert decision.")
+                            "judgements resolved by consensus or expert decision.", options=AnnotationOptions)
 def read_annotation_project(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     workdir = ctx.resolve_path(spec.path)
     state = load_state(workdir)
@@ -104,7 +112,7 @@ def preference_pairs(rows: list[Row], ctx: StepContext, prompt_format: str = "au
     ctx.created(len(made))
     use_messages = prompt_format == "messages" or (prompt_format == "auto" and any(_has_history(r["prompt"]) for r in made))
     for row in made:
-        row["prompt"] = as_messages(row["prompt"]) if use_messages else _as_text(row["prompt"])
+        row["prompt"] = prompt_messages(row["prompt"]) if use_messages else _as_text(row["prompt"])
     ctx.card.stats["preference_pairs"] = {"pairs": len(made), "prompt_format": "messages" if use_messages else "text",
                                           "dropped": dict(ctx.ledger.dropped)}
     return made

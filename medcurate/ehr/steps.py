@@ -28,7 +28,7 @@ from medcurate.ehr.records import (
     normalise_diagnosis,
 )
 from medcurate.errors import MedcurateError
-from medcurate.pipeline import RecordError, Row, SourceSpec, StepContext, register_source, register_step
+from medcurate.pipeline import FileOptions, RecordError, Row, SourceSpec, StepContext, register_source, register_step
 from medcurate.schemas import EHR_SECTIONS
 
 
@@ -46,7 +46,14 @@ def _ehr_row(record: dict[str, Any], spec: SourceSpec) -> Row:
     return row
 
 
-@register_source("ehr", file_format="jsonl", doc="EHR records (JSONL); options.fields maps 主诉/现病史/… columns.")
+class EhrOptions(FileOptions):
+    """File options plus the department to use when a record names none."""
+
+    department: str | None = None
+
+
+@register_source("ehr", file_format="jsonl", doc="EHR records (JSONL); options.fields maps 主诉/现病史/… columns.",
+                 options=EhrOptions)
 def parse_ehr_jsonl(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """EHR records as JSON Lines, one record per line.
 
@@ -55,7 +62,8 @@ def parse_ehr_jsonl(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable
     yield _ehr_row(record, spec)
 
 
-@register_source("ehr_csv", file_format="csv", doc="EHR records (CSV with a header); options.fields as for ehr.")
+@register_source("ehr_csv", file_format="csv", doc="EHR records (CSV with a header); options.fields as for ehr.",
+                 options=EhrOptions)
 def parse_ehr_csv(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """EHR records as CSV with a header row; options as for the ``ehr`` format."""
     yield _ehr_row(record, spec)

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from medcurate.card import markdown_table
+from medcurate.conversion import instruction_to_messages
 from medcurate.errors import MedcurateError
 from medcurate.pipeline import (
     RecordError,
@@ -30,11 +31,11 @@ from medcurate.pipeline import (
     register_source_reader,
     register_step,
 )
-from medcurate.sources import read_published_version
-from medcurate.steps.core import instruction_to_messages
+from medcurate.sources import DatasetOptions, read_published_version
 
 
-@register_source_reader("mix_part", doc="Rows of a published version (path NAME@VERSION), tagged as one mixture part.")
+@register_source_reader("mix_part", doc="Rows of a published version (path NAME@VERSION), tagged as one mixture part.",
+                        options=DatasetOptions)
 def read_mix_part(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """A published version whose rows keep their provenance and get ``mix_part`` = the source's name."""
     for row in read_published_version(spec, ctx):

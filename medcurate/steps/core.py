@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import random
+from typing import Annotated, Any
 
+from pydantic import Field
+
+from medcurate.conversion import instruction_to_messages
 from medcurate.pipeline import Row, StepContext, register_step
 from medcurate.schemas import canonical_json
 
@@ -24,7 +28,7 @@ def rename(rows: list[Row], ctx: StepContext, columns: dict[str, str]) -> list[R
 
 
 @register_step("set_fields", writes=("*",))
-def set_fields(rows: list[Row], ctx: StepContext, values: dict, overwrite: bool = False) -> list[Row]:
+def set_fields(rows: list[Row], ctx: StepContext, values: dict[str, Any], overwrite: bool = False) -> list[Row]:
     """Give every row constant values (``values: {task: kg_qa}``), keeping existing ones unless ``overwrite``."""
     for row in rows:
         for key, value in values.items():
@@ -57,7 +61,8 @@ def strip_text(rows: list[Row], ctx: StepContext, fields: list[str]) -> list[Row
 
 
 @register_step("filter_length", reads=("*",))
-def filter_length(rows: list[Row], ctx: StepContext, field: str, min: int = 0, max: int | None = None) -> list[Row]:
+def filter_length(rows: list[Row], ctx: StepContext, field: str, min: Annotated[int, Field(ge=0)] = 0,
+                  max: Annotated[int, Field(ge=0)] | None = None) -> list[Row]:
     """Drop rows whose ``field`` is shorter than ``min`` or longer than ``max`` characters
     (filter name ``too_short:<field>`` / ``too_long:<field>``)."""
     kept = []
@@ -88,22 +93,13 @@ def dedupe(rows: list[Row], ctx: StepContext, fields: list[str]) -> list[Row]:
 
 
 @register_step("sample", reads=("*",))
-def sample(rows: list[Row], ctx: StepContext, n: int, seed: int | None = None) -> list[Row]:
+def sample(rows: list[Row], ctx: StepContext, n: Annotated[int, Field(ge=0)], seed: int | None = None) -> list[Row]:
     """Keep a seeded random sample of ``n`` rows in their original order (filter name ``sampled_out``)."""
     if len(rows) <= n:
         return rows
     chosen = set(random.Random(ctx.seed if seed is None else seed).sample(range(len(rows)), n))
     ctx.drop(None, "sampled_out", len(rows) - n)
     return [row for index, row in enumerate(rows) if index in chosen]
-
-
-def instruction_to_messages(row: Row, system: str | None = None) -> list[dict[str, str]]:
-    """The chat form of an instruction row: the instruction and query as one user turn."""
-    user = row["instruction"].strip()
-    if row.get("query"):
-        user = f"{user}\n{row['query'].strip()}"
-    messages = [{"role": "system", "content": system}] if system else []
-    return messages + [{"role": "user", "content": user}, {"role": "assistant", "content": row["answer"]}]
 
 
 @register_step("to_messages", reads=("instruction", "query", "answer"), writes=("messages",))

@@ -70,21 +70,20 @@ def answer_log_probs(model, ids: list[int], mask: list[bool]) -> tuple[float, in
 
 def evaluate_split(model, tokenizer, ref: str, split: str, store=None, limit: int | None = None) -> dict[str, Any]:
     """Answer-token loss and perplexity (SFT kinds), or preference accuracy (preference rows), on one split."""
+    from medcurate.conversion import training_row
     from medcurate.store import load_rows, resolve
-    from medcurate.train.data import to_training_row
 
     version = resolve(ref, store)
     manifest = version.manifest
     rows = load_rows(version, store, split=split)[split][:limit]
     if not rows:
         raise MedcurateError(f"{version.ref} split {split!r} is empty", field="split")
-    json_columns = set(manifest.get("json_columns") or [])
     kind = manifest["kind"]
     result: dict[str, Any] = {"dataset": version.ref, "split": split, "rows": len(rows), "kind": kind}
     if kind == "preference":
         wins, margins = 0, []
         for row in rows:
-            converted = to_training_row(row, kind, json_columns)
+            converted = training_row(row, kind)
             chosen = answer_log_probs(model, *answer_mask(tokenizer, converted["prompt"] + converted["chosen"]))[0]
             rejected = answer_log_probs(model, *answer_mask(tokenizer, converted["prompt"] + converted["rejected"]))[0]
             wins += chosen > rejected
@@ -93,7 +92,7 @@ def evaluate_split(model, tokenizer, ref: str, split: str, store=None, limit: in
         return result
     total, count = 0.0, 0
     for row in rows:
-        converted = to_training_row(row, kind, json_columns)
+        converted = training_row(row, kind)
         messages = converted.get("messages") or converted["prompt"] + converted["completion"]
         log_prob, tokens = answer_log_probs(model, *answer_mask(tokenizer, messages))
         total, count = total + log_prob, count + tokens
