@@ -6,6 +6,7 @@ import json
 import click
 
 from medcurate.console import RichProgress, console, print_build_summary, store_option
+from medcurate.errors import MedcurateError
 
 
 @click.command("build")
@@ -56,10 +57,15 @@ def list_command(store):
             if entry["version"] not in seen:
                 seen.append(entry["version"])
         for version in seen:
-            manifest = resolve(f"{name}@{version}", store).manifest
-            splits = " ".join(f"{s}={manifest['counts']['splits'][s]}" for s in manifest["splits"])
             latest = "  (latest)" if version == publications[-1]["version"] else ""
-            click.echo(f"{name}@{version}  {manifest['kind']:<12} {splits}{latest}")
+            try:
+                manifest = resolve(f"{name}@{version}", store).manifest
+                splits = " ".join(f"{s}={manifest['counts']['splits'][s]}" for s in manifest["splits"])
+                kind = manifest["kind"]
+            except (MedcurateError, KeyError, TypeError):
+                click.echo(f"{name}@{version}  DAMAGED: manifest.json cannot be read{latest}")
+                continue
+            click.echo(f"{name}@{version}  {kind:<12} {splits}{latest}")
 
 
 @datasets_group.command("show")
@@ -106,12 +112,16 @@ def diff_command(first, second, store):
 @click.argument("ref")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "alpaca", "sharegpt", "trl"]), required=True)
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True)
+@click.option("--system-prompt", default=None,
+              help="System turn for rows that have none (trl, sharegpt, alpaca), as `medcurate train` takes it.")
 @store_option
-def export_command(ref, fmt, out, store):
-    """Export a version for other tools (LLaMA-Factory's alpaca/sharegpt, TRL, plain JSONL)."""
+def export_command(ref, fmt, out, system_prompt, store):
+    """Export a version for other tools (LLaMA-Factory's alpaca/sharegpt, TRL, plain JSONL).
+
+    Written all or nothing; dataset_info.json entries (NAME@VERSION_SPLIT) are merged into the folder's own."""
     from medcurate.export import export_version
 
-    written = export_version(ref, fmt, out, store=store)
+    written = export_version(ref, fmt, out, store=store, system_prompt=system_prompt)
     for path in written:
         click.echo(str(path))
 
