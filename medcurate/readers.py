@@ -109,19 +109,71 @@ def iter_records(path: str | Path, fmt: str | None = None, encoding: str | None 
                              file=str(path), field="format")
 
 
+MAX_DEPTH = 64
+"""Deepest nesting of objects and arrays a record may have (Arrow and the steps recurse)."""
+INT64_RANGE = (-(2 ** 63), 2 ** 63 - 1)
+
+
+def unusable_reason(value: Any) -> tuple[str, str | None] | None:
+    """Why a parsed JSON value cannot be stored, as (reason, field), or None when it can.
+
+    Valid JSON can still break the build later: integers beyond 64 bits (Parquet has no such
+    type), lone surrogates (not encodable as UTF-8), nesting too deep to walk."""
+    stack: list[tuple[Any, int, str | None]] = [(value, 0, None)]
+    while stack:
+        item, depth, field = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels", field
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if _has_lone_surrogate(key):
+                    return "lone surrogate in a key (not valid Unicode text)", None
+                stack.append((child, depth + 1, field or key))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1, field) for child in item)
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int) and not INT64_RANGE[0] <= item <= INT64_RANGE[1]:
+            return "integer out of the 64-bit range", field
+        elif isinstance(item, str) and _has_lone_surrogate(item):
+            return "lone surrogate in a string (not valid Unicode text)", field
+    return None
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def parse_json_record(text: str, line: int) -> RawRecord | Malformed:
+    """One JSON text -> a record, or the reason it cannot be one (never an exception)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Malformed(line, f"malformed JSON: {exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return Malformed(line, f"nested deeper than {MAX_DEPTH} levels")
+    except ValueError:
+        return Malformed(line, "number too long to read (more than 4300 digits)")
+    if not isinstance(value, dict):
+        return Malformed(line, f"not an object: expected a JSON object, got {type(value).__name__}")
+    problem = unusable_reason(value)
+    if problem:
+        return Malformed(line, problem[0], problem[1])
+    return RawRecord(line, value)
+
+
 def _iter_jsonl(text: str) -> Iterator[RawRecord | Malformed]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    """Records split on "\n" only: U+2028, U+2029 and U+0085 are characters inside strings
+    (``str.splitlines`` would cut records there and shift every later line number)."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield Malformed(number, f"malformed JSON: {exc.msg} at column {exc.colno}")
-            continue
-        if not isinstance(value, dict):
-            yield Malformed(number, f"not an object: expected a JSON object, got {type(value).__name__}")
-            continue
-        yield RawRecord(number, value)
+        yield parse_json_record(line, number)
 
 
 def _iter_json_array(text: str, path: str) -> Iterator[RawRecord | Malformed]:
@@ -157,12 +209,54 @@ def _iter_json_array(text: str, path: str) -> Iterator[RawRecord | Malformed]:
             value, end = decoder.raw_decode(text, position)
         except json.JSONDecodeError as exc:
             raise MedcurateError(f"malformed JSON: {exc.msg}", file=path, line=exc.lineno) from None
-        if isinstance(value, dict):
-            yield RawRecord(line, value)
-        else:
+        except (RecursionError, ValueError) as exc:
+            end = _end_of_value(text, position)
+            if end is None:
+                raise MedcurateError("JSON array is not closed", file=path, line=line) from None
+            reason = (f"nested deeper than {MAX_DEPTH} levels" if isinstance(exc, RecursionError)
+                      else "number too long to read (more than 4300 digits)")
+            yield Malformed(line, reason)
+            line += text.count("\n", position, end)
+            position = end
+            continue
+        problem = unusable_reason(value) if isinstance(value, dict) else None
+        if not isinstance(value, dict):
             yield Malformed(line, f"not an object: expected a JSON object, got {type(value).__name__}")
+        elif problem:
+            yield Malformed(line, problem[0], problem[1])
+        else:
+            yield RawRecord(line, value)
         line += text.count("\n", position, end)
         position = end
+
+
+def _end_of_value(text: str, start: int) -> int | None:
+    """Where the JSON value starting at ``start`` ends, found without parsing it (for values the
+    parser cannot take, so the records after it can still be read)."""
+    depth = 0
+    in_string = False
+    position = start
+    while position < len(text):
+        char = text[position]
+        if in_string:
+            if char == "\\":
+                position += 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            if depth == 0:
+                return position
+            depth -= 1
+            if depth == 0:
+                return position + 1
+        elif depth == 0 and char in ", \t\r\n":
+            return position
+        position += 1
+    return None
 
 
 def _iter_csv(text: str, delimiter: str, path: str) -> Iterator[RawRecord | Malformed]:
