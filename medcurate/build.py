@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import medcurate
-from medcurate.card import markdown_table, render_card
+from medcurate.card import LICENSE_FILE, arrow_features, license_text, markdown_table, render_card
 from medcurate.errors import ConservationError, MedcurateError
 from medcurate.pipeline import (
     CardContributions,
@@ -120,9 +120,12 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
         "split_notes": split_notes,
         "json_columns": json_columns,
         "columns": {split: table.schema.names for split, table in tables.items()}.get("train", []),
+        "features": arrow_features(next(iter(tables.values())).schema) if tables else [],
+        "split_bytes": {split: table.nbytes for split, table in tables.items()},
         "stats": card.stats,
         "card_sections": [[title, body] for title, body in card.sections],
     }
+    card.add_artifact(LICENSE_FILE, license_text(manifest).encode("utf-8"))
     version = publish(recipe.name, manifest, tables, [r.to_dict() for r in rejects], render_card,
                       artifacts=card.artifacts, store=root)
     return BuildResult(version, version.manifest)

@@ -10,7 +10,6 @@ published as canonical JSON text (one column type for every task). EHR pair rows
 from __future__ import annotations
 
 import hashlib
-import io
 import random
 import re
 from collections import Counter
@@ -20,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from medcurate.card import markdown_table
+from medcurate.card import markdown_table, stacked_bar_chart
 from medcurate.cmedins.formats import (
     CDEE_TENDENCIES,
     CMEEE_TYPES,
@@ -318,38 +317,19 @@ def task_department_table(rows: list[Row]) -> tuple[list[str], list[str], dict[t
     return tasks, departments, dict(counts)
 
 
-def task_department_chart(rows: list[Row], max_departments: int = 12) -> bytes:
-    """A stacked bar chart of rows per task by department (IIMedGPT figure 2), as PNG bytes.
-
-    Departments are keyed D1, D2 … (the card's table gives the names): the chart then needs
-    no CJK font and its bytes are the same on every machine.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-    from matplotlib.figure import Figure
-
+def task_department_chart(rows: list[Row], max_departments: int = 12) -> tuple[bytes, bytes, bool]:
+    """A stacked bar chart of rows per task by department (IIMedGPT figure 2): SVG with the
+    department names as text, PNG beside it (names with a CJK font, else the keys D1, D2 …)."""
     tasks, departments, counts = task_department_table(rows)
     shown = departments[:max_departments]
-    figure = Figure(figsize=(8, 4.5), dpi=100)
-    axes = figure.add_subplot(1, 1, 1)
-    series = [(f"D{index + 1}", [name]) for index, name in enumerate(shown)]
+    groups = [(name, [name]) for name in shown]
+    keys = [f"D{index + 1}" for index in range(len(shown))]
     if len(departments) > len(shown):
-        series.append(("other", departments[len(shown):]))
-    bottoms = [0] * len(tasks)
-    colours = plt.get_cmap("tab20")
-    for index, (key, group) in enumerate(series):
-        values = [sum(counts.get((task, name), 0) for name in group) for task in tasks]
-        axes.bar(tasks, values, bottom=bottoms, label=key, color=colours(index % 20))
-        bottoms = [b + v for b, v in zip(bottoms, values)]
-    axes.set_ylabel("rows")
-    axes.set_title("CMedINS rows per task and department")
-    axes.legend(fontsize=7, ncol=2, loc="upper right")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+        groups.append(("其他", departments[len(shown):]))
+        keys.append("other")
+    series = [(label, [sum(counts.get((task, name), 0) for name in members) for task in tasks])
+              for label, members in groups]
+    return stacked_bar_chart(tasks, series, title="CMedINS rows per task and department", ylabel="rows", keys=keys)
 
 
 def _card(rows: list[Row], ctx: StepContext) -> None:
@@ -366,8 +346,12 @@ def _card(rows: list[Row], ctx: StepContext) -> None:
                   for i, department in enumerate(departments)]
     table_rows.append(["", "total", *(ctx.card.stats["cmedins"]["tasks"][task] for task in tasks), len(rows)])
     legend = ", ".join(f"{task} = {TASK_TITLES[task]}" for task in tasks)
-    body = (markdown_table(header, table_rows) + f"\n\nTasks: {legend}.\n\n"
-            "![rows per task and department](figures/task_department.png)")
-    ctx.card.add_section("Task x department", body)
+    body = markdown_table(header, table_rows) + f"\n\nTasks: {legend}."
     if rows:
-        ctx.card.add_artifact("figures/task_department.png", task_department_chart(rows))
+        svg, png, png_has_names = task_department_chart(rows)
+        ctx.card.add_artifact("figures/task_department.svg", svg)
+        ctx.card.add_artifact("figures/task_department.png", png)
+        keyed = "" if png_has_names else " (PNG keyed by the chart keys above)"
+        body += ("\n\n![rows per task and department](figures/task_department.svg)\n\n"
+                 f"[PNG version](figures/task_department.png){keyed}")
+    ctx.card.add_section("Task x department", body)

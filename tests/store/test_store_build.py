@@ -144,12 +144,13 @@ def test_card_has_hf_yaml_header_with_counts_and_sources(tmp_path):
     version = build(load_recipe(EXAMPLE), store=tmp_path).version
     text = (version.path / "README.md").read_text(encoding="utf-8")
     header = yaml.safe_load(text.split("---")[1])
-    assert header["version"] == version.version
-    assert {s["name"] for s in header["sources"]} == {"consultations", "dialogue-gbk"}
-    assert all(len(s["sha256"]) == 64 for s in header["sources"])
+    own = header["medcurate"]
+    assert own["version"] == version.version
+    assert {s["name"] for s in own["sources"]} == {"consultations", "dialogue-gbk"}
+    assert all(len(s["sha256"]) == 64 for s in own["sources"])
     assert header["dataset_info"]["splits"][0]["num_examples"] == version.manifest["counts"]["splits"]["train"]
-    assert header["recipe"]["name"] == "consultation-qa"
-    assert "medcurate_version" in header and "license_details" in header
+    assert own["recipe"]["name"] == "consultation-qa"
+    assert "medcurate_version" in own and "license_details" not in header
 
 
 def test_curation_never_imports_torch(tmp_path):
