@@ -203,6 +203,8 @@ class SourceFormat:
     default_encoding: str | None = None
     reader: Callable[[SourceSpec, StepContext], Iterable[Row]] | None = None
     options: type[SourceOptions] = FileOptions
+    path_is_ref: bool = False
+    """The source's ``path`` names a published version (NAME@VERSION), checked when the recipe loads."""
 
 
 @dataclass(frozen=True)
@@ -302,11 +304,13 @@ def register_source(name: str, *, file_format: str, doc: str, default_encoding: 
     return decorator
 
 
-def register_source_reader(name: str, *, doc: str, options: type[SourceOptions] = SourceOptions):
+def register_source_reader(name: str, *, doc: str, options: type[SourceOptions] = SourceOptions,
+                           path_is_ref: bool = False):
     """Register a whole-source reader ``(spec, ctx) -> iterable of rows`` for inputs that are not
     record files (a published dataset version, a directory). It counts its own records in ctx.ledger."""
     def decorator(function):
-        _SOURCE_FORMATS[name] = SourceFormat(name, None, "", doc.strip(), None, function, options=options)
+        _SOURCE_FORMATS[name] = SourceFormat(name, None, "", doc.strip(), None, function, options=options,
+                                             path_is_ref=path_is_ref)
         return function
     return decorator
 

@@ -210,14 +210,14 @@ def _iter_json_array(text: str, path: str) -> Iterator[RawRecord | Malformed]:
         except json.JSONDecodeError as exc:
             raise MedcurateError(f"malformed JSON: {exc.msg}", file=path, line=exc.lineno) from None
         except (RecursionError, ValueError) as exc:
-            end = _end_of_value(text, position)
-            if end is None:
+            skip_to = _end_of_value(text, position)
+            if skip_to is None:
                 raise MedcurateError("JSON array is not closed", file=path, line=line) from None
             reason = (f"nested deeper than {MAX_DEPTH} levels" if isinstance(exc, RecursionError)
                       else "number too long to read (more than 4300 digits)")
             yield Malformed(line, reason)
-            line += text.count("\n", position, end)
-            position = end
+            line += text.count("\n", position, skip_to)
+            position = skip_to
             continue
         problem = unusable_reason(value) if isinstance(value, dict) else None
         if not isinstance(value, dict):

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from medcurate.errors import MedcurateError
 from medcurate.pipeline import SourceSpec, check_params, get_source_format, get_step, validation_problem
 from medcurate.schemas import row_kind
-from medcurate.store import check_name
+from medcurate.store import check_name, parse_ref
 from medcurate.yamlio import parse_yaml
 
 
@@ -180,6 +180,11 @@ def _source(entry: Any, index: int, seen: list[SourceSpec], origin: str) -> Sour
         source_format = get_source_format(fmt)
     except MedcurateError as exc:
         raise MedcurateError(exc.message, file=origin, field=f"{where}.format") from None
+    if source_format.path_is_ref:
+        try:
+            parse_ref(checked.path)
+        except MedcurateError as exc:
+            raise MedcurateError(exc.message, file=origin, field=f"{where}.path") from None
     options = _validated(source_format.options, checked.options or {}, origin, f"{where}.options")
     source_name = checked.name or Path(checked.path).stem
     if any(s.name == source_name for s in seen):

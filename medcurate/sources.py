@@ -65,7 +65,7 @@ class DatasetOptions(FileOptions):
 
 
 @register_source_reader("dataset", doc="Rows of a published version, path NAME@VERSION; rows keep their provenance.",
-                        options=DatasetOptions)
+                        options=DatasetOptions, path_is_ref=True)
 def read_published_version(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     from medcurate.store import load_rows, resolve
 

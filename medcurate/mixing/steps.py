@@ -35,7 +35,7 @@ from medcurate.sources import DatasetOptions, read_published_version
 
 
 @register_source_reader("mix_part", doc="Rows of a published version (path NAME@VERSION), tagged as one mixture part.",
-                        options=DatasetOptions)
+                        options=DatasetOptions, path_is_ref=True)
 def read_mix_part(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """A published version whose rows keep their provenance and get ``mix_part`` = the source's name."""
     for row in read_published_version(spec, ctx):

@@ -66,6 +66,9 @@ def test_names_are_checked_when_the_recipe_loads(tmp_path):
         with pytest.raises(MedcurateError, match="recipe.yaml:name:"):
             recipe_from_dict({"name": name, "kind": "instruction", "sources": [{"path": "missing.jsonl"}]},
                              origin="recipe.yaml")
+        with pytest.raises(MedcurateError, match=r"recipe.yaml:sources\[0\].path:"):
+            recipe_from_dict({"name": "ok", "kind": "instruction", "sources": [{"path": name, "format": "dataset"}]},
+                             origin="recipe.yaml")
 
 
 def test_a_damaged_manifest_affects_only_its_version(tmp_path):
