@@ -30,6 +30,7 @@ from typing import IO, Any
 
 from medcurate.conversion import decode_json_columns
 from medcurate.errors import ConservationError, MedcurateError
+from medcurate.readers import file_sha256
 from medcurate.schemas import canonical_json
 
 STORE_ENV = "MEDCURATE_STORE"
@@ -222,7 +223,7 @@ def verified(version: Version) -> Version:
         stamp = [stat.st_size, stat.st_mtime_ns]
         if cache.get(key, {}).get("stamp") == stamp and cache[key].get("sha256") == expected:
             continue
-        if _file_sha256(path) != expected:
+        if file_sha256(path) != expected:
             raise MedcurateError("sha256 differs from the manifest: the file changed after publishing; "
                                  "refusing to read it", file=str(path))
         cache[key] = {"stamp": stamp, "sha256": expected}
@@ -230,14 +231,6 @@ def verified(version: Version) -> Version:
     if changed:
         _write_verify_cache(root, cache)
     return version
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_verify_cache(root: Path) -> dict[str, Any]:
