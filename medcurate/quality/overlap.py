@@ -103,7 +103,9 @@ def version_overlap(first: str, second: str, store: str | Path | None = None,
     report: dict[str, Any] = {"first": version_a.ref, "second": version_b.ref, "ngram": ngram, "splits": []}
     for split_a, rows in rows_a.items():
         for split_b, index in indexes.items():
-            overlapping, hit, examples = 0, set(), []
+            overlapping = 0
+            hit: set[int] = set()
+            examples: list[str] = []
             for row in rows:
                 hits = index.hits(all_texts(row))
                 if hits:
