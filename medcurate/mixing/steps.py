@@ -272,7 +272,7 @@ def _record(mixed, spec, available_all, before_balance, by_part, sizes, total, t
                           "share": round(len(taken) / len(mixed), 4) if mixed else 0.0,
                           "single_turn": sum(1 for row in taken if user_turns(row) == 1),
                           "multi_turn": sum(1 for row in taken if user_turns(row) > 1)}
-    achieved = None
+    achieved: dict[str, Any] | None = None
     if turns:
         in_scope = [row for row in mixed if row["mix_part"] in scope]
         single = sum(1 for row in in_scope if user_turns(row) == 1)
