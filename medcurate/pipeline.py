@@ -32,6 +32,7 @@ PLUGIN_MODULES = (
     "medcurate.mixing.steps",
     "medcurate.annotate.steps",
     "medcurate.quality.steps",
+    "medcurate.corpora.sources",
 )
 
 Row = dict[str, Any]
