@@ -25,9 +25,13 @@ _WEB_LEFTOVERS = (
     re.compile(r"(?:查看全部|展开全部|点击查看|查看更多)(?:>>|»|>)?"),
 )
 _MARKDOWN_HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]*", re.M)
+# Heading marks left inside a line by scraped pages ("急性髓性白血病@## 鉴别诊断 ### 查看全部").
+_INLINE_HEADING = re.compile(r"(?<![#\w])#{2,6}(?=[ \t])[ \t]*")
 _MARKDOWN_BOLD = re.compile(r"\*\*([^*\n]+)\*\*")
 _DOUBLED_PUNCTUATION = re.compile(r"([。，、；：])\1+")
 _CLASHING_PUNCTUATION = re.compile(r"[，、；：]+([。！？])|([。！？])[，、；]+")
+# ASCII , or ; right after Chinese punctuation ("。。。,根据"): a leftover, removed.
+_ASCII_AFTER_CHINESE_PUNCTUATION = re.compile(r"(?<=[。！？，、；：])[ \t]*[,;]")
 _SPACES = re.compile(r"[ \t\u3000\xa0]{2,}")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _SENTENCE = re.compile(r"[^。！？!?\n]+[。！？!?]*\n?|\n")
@@ -68,11 +72,13 @@ def strip_markup(text: str) -> str:
     for pattern in _WEB_LEFTOVERS:
         text = pattern.sub("", text)
     text = _MARKDOWN_HEADING.sub("", text)
+    text = _INLINE_HEADING.sub("", text)
     return _MARKDOWN_BOLD.sub(r"\1", text)
 
 
 def fix_punctuation(text: str) -> str:
     """``。。`` -> ``。``, ``，。`` -> ``。``; ellipses (……, ...) and !!/?? are left alone."""
+    text = _ASCII_AFTER_CHINESE_PUNCTUATION.sub("", text)
     text = _DOUBLED_PUNCTUATION.sub(r"\1", text)
     return _CLASHING_PUNCTUATION.sub(lambda m: m.group(1) or m.group(2), text)
 

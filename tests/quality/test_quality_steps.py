@@ -47,6 +47,9 @@ def test_clean_text_keeps_chinese_punctuation_chinese():
     assert normalise_width("血压 120/80, 3.5 mg") == "血压 120/80, 3.5 mg"  # ASCII contexts untouched
     assert clean_text("注意休息。注意休息。多喝水。") == "注意休息。多喝水。"
     assert clean_text("是的。是的。好的。是的。") == "是的。好的。是的。"  # short ones only when adjacent
+    # CMeIE's scraped BMJ sentences and Toyhom's trailing commas
+    assert clean_text("类癌综合征@### 罕见 查看全部   ### 喘息") == "类癌综合征@罕见 喘息"
+    assert clean_text("浅表性胃炎，。。。。。。,根据你的叙述") == "浅表性胃炎。根据你的叙述"
 
 
 def test_clean_markup_step_counts_changed_rows_and_leaves_no_leftovers(tmp_path):
