@@ -6,6 +6,7 @@ row has one, else ``source:line``), never text. The card's Quality section rende
 """
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from typing import Any
 
@@ -14,16 +15,20 @@ from medcurate.pipeline import Row, StepContext, register_step
 from medcurate.quality.near_dedupe import near_duplicate_clusters
 from medcurate.quality.overlap import DEFAULT_NGRAM, all_texts, build_index, evaluation_rows
 from medcurate.quality.text import TEXT_FIELDS, clean_text, map_row_texts, row_texts
+from medcurate.schemas import canonical_json
 
 EXAMPLES = 5
 
 
 def row_reference(row: Row) -> str:
-    """A row id for the card: the row's id, else its source name and line (no text)."""
+    """A row id for the card: the row's id, else its source name and line, else a content hash
+    (rows made by a step, e.g. KG questions); never text."""
     if row.get("id"):
         return str(row["id"])
     source = row.get("source") or {}
-    return f"{source.get('name', '?')}:{source.get('line', '?')}"
+    if source.get("name") is not None and source.get("line") is not None:
+        return f"{source['name']}:{source['line']}"
+    return "sha1:" + hashlib.sha1(canonical_json(row).encode("utf-8")).hexdigest()[:12]
 
 
 def _record(ctx: StepContext, step: str, **figures: Any) -> dict[str, Any]:
@@ -43,12 +48,19 @@ def clean_markup(rows: list[Row], ctx: StepContext, fields: list[str] | None = N
     """HTML entities and tags, web leftovers (targetUrl=, (/druglink…), open_in_new, 查看全部, markdown
     ###), repeated sentences, doubled punctuation (。。) and full-/half-width forms, keeping Chinese
     punctuation Chinese. ``fields`` defaults to the row kinds' text columns plus message contents;
-    a row whose text becomes empty is dropped as ``emptied_by_cleaning``."""
+    a row whose text becomes empty is dropped as ``emptied_by_cleaning``. Rows with character-offset
+    ``spans`` (CMeEE NER) are left unchanged and counted as ``skipped_spans``: cleaning would move
+    the offsets."""
     selected = _fields(fields)
     kept: list[Row] = []
     changed: list[str] = []
     emptied: list[str] = []
+    skipped = 0
     for row in rows:
+        if row.get("spans"):
+            skipped += 1
+            kept.append(row)
+            continue
         had_text = [bool(text.strip()) for text in row_texts(row, selected)]
         if map_row_texts(row, clean_text, selected):
             changed.append(row_reference(row))
@@ -58,7 +70,7 @@ def clean_markup(rows: list[Row], ctx: StepContext, fields: list[str] | None = N
             ctx.drop(row, "emptied_by_cleaning")
             continue
         kept.append(row)
-    _record(ctx, "clean_markup", rows_in=len(rows), changed=len(changed), dropped=len(emptied),
+    _record(ctx, "clean_markup", rows_in=len(rows), changed=len(changed), dropped=len(emptied), skipped_spans=skipped,
             examples_changed=changed[:EXAMPLES], examples_dropped=emptied[:EXAMPLES])
     return kept
 

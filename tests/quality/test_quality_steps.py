@@ -68,6 +68,18 @@ def test_clean_markup_step_counts_changed_rows_and_leaves_no_leftovers(tmp_path)
     assert "## Quality" in card and "| clean_markup | 5 | 4 | 0 | 0 |" in card
 
 
+def test_clean_markup_leaves_span_annotated_rows_alone(tmp_path):
+    from medcurate.pipeline import CardContributions, StepContext
+    from medcurate.quality.steps import clean_markup
+
+    ctx = StepContext("clean_markup", base_dir=tmp_path, store=tmp_path, seed=0, rejects=[], card=CardContributions())
+    rows = [{"query": "咳嗽,发热。。", "spans": [{"start": 3, "end": 4}]}, {"answer": "ＣＴ检查。。"}]
+    cleaned = clean_markup(rows, ctx)
+    assert cleaned[0]["query"] == "咳嗽,发热。。" and cleaned[1]["answer"] == "CT检查。"
+    info = ctx.card.stats["quality"]["clean_markup"]
+    assert info["skipped_spans"] == 1 and info["changed"] == 1 and info["examples_changed"][0].startswith("sha1:")
+
+
 def test_near_dedupe_keeps_the_same_row_whatever_the_order(tmp_path):
     base = "我今年45岁，最近一个月经常头晕，早上起床时明显，量血压150/95mmHg，请问需要吃降压药吗？"
     answer = "建议连续监测血压一周，如持续升高请到心内科就诊。"
