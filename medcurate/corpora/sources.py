@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from medcurate.errors import MedcurateError
-from medcurate.mixing.steps import parse_cmtmedqa
+from medcurate.mixing.sources import parse_cmtmedqa
 from medcurate.pipeline import (
     RecordError,
     Row,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from medcurate.build import build
-from medcurate.kg.cli import kg_qa_recipe
+from medcurate.kg.recipes import kg_qa_recipe
 from medcurate.recipe import recipe_from_dict
 from medcurate.store import load_rows
 from tests.conftest import shared_path
