@@ -6,6 +6,7 @@ any of its rows. The evaluation side is an index of n-gram -> first evaluation r
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,22 +14,33 @@ from typing import Any
 
 from medcurate.errors import MedcurateError
 from medcurate.quality.near_dedupe import content_chars
-from medcurate.quality.text import row_texts
+from medcurate.quality.text import TEXT_FIELDS
 
 DEFAULT_NGRAM = 13
 
 
+# De-identification placeholders ([PERSON], [DATE] …) are the same in every note: not content.
+_PLACEHOLDER = re.compile(r"\[[A-Z_]{2,}\]")
+
+
 def ngrams(text: str, n: int) -> Iterator[str]:
-    chars = content_chars(text)
+    chars = content_chars(_PLACEHOLDER.sub("", text))
     for start in range(len(chars) - n + 1):
         yield chars[start:start + n]
 
 
 def all_texts(row: dict[str, Any]) -> list[str]:
-    """Known text columns and messages; a row with none of them (a raw evaluation file) gives
-    every string value, and the option strings of a multiple-choice record."""
-    texts = row_texts(row)
-    if texts:
+    """The texts that carry a row's content: not a templated instruction (a row with a
+    ``template_id`` shares it with every row of its template), not system prompts, and not
+    ``messages`` derived from instruction fields (mixtures keep both). A row with none of the
+    known text columns (a raw evaluation file) gives every string value."""
+    fields = tuple(name for name in TEXT_FIELDS if not (name == "instruction" and row.get("template_id")))
+    texts = [row[name] for name in fields if isinstance(row.get(name), str) and row[name].strip()]
+    has_instruction_fields = any(isinstance(row.get(name), str) for name in ("instruction", "query", "answer"))
+    if not has_instruction_fields:
+        texts += [m["content"] for m in row.get("messages") or []
+                  if isinstance(m, dict) and m.get("role") != "system" and isinstance(m.get("content"), str)]
+    if texts or has_instruction_fields or row.get("messages"):
         return texts
     return [value for value in row.values() if isinstance(value, str)]
 

@@ -149,3 +149,19 @@ def test_datasets_overlap_command_reports_without_building(tmp_path):
     assert sorted(p.name for p in store.iterdir()) == before
     text = run_medcurate("datasets", "overlap", "train-set", "eval-set", "--store", str(store), cwd=REPO, check=True)
     assert "1 rows of the first overlap" in text.stdout
+
+
+def test_overlap_ignores_templates_system_prompts_and_deid_placeholders():
+    from medcurate.quality.overlap import all_texts, build_index
+
+    template = "请从下面的病历文本中抽取临床发现事件，每个事件一行，写出主体词和发生状态。"
+    train = {"instruction": template, "template_id": "cdee-1", "query": "咳嗽三天", "answer": "主体词：咳嗽",
+             "messages": [{"role": "system", "content": "你是一名专业、耐心的医生助手，请认真回答。"},
+                          {"role": "user", "content": template + "\n咳嗽三天"}]}
+    assert all_texts(train) == ["咳嗽三天", "主体词：咳嗽"]
+    evaluation = build_index("val", [{"instruction": template, "query": "头痛", "answer": "主体词：头痛"},
+                                     {"messages": [{"role": "system", "content": "你是一名专业、耐心的医生助手，请认真回答。"},
+                                                   {"role": "user", "content": "现病史：患者[PERSON]，男，48岁，反复胸闷胸痛两年，于[DATE]入院"}]}])
+    assert evaluation.hits(all_texts(train)) == set()
+    assert evaluation.hits(["现病史：患者[NAME]，男，48岁，反复胸闷胸痛两年，于[TIME]入院"]) == {1}  # the content still matches
+    assert evaluation.hits(["现病史：患者[NAME]，女，35岁，于[TIME]出院"]) == set()
