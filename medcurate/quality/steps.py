@@ -14,7 +14,7 @@ from medcurate.errors import MedcurateError
 from medcurate.pipeline import Row, StepContext, register_step
 from medcurate.quality.near_dedupe import near_duplicate_clusters
 from medcurate.quality.overlap import DEFAULT_NGRAM, all_texts, build_index, evaluation_rows
-from medcurate.quality.text import TEXT_FIELDS, clean_text, map_row_texts, row_texts
+from medcurate.quality.text import TEXT_FIELDS, clean_text, has_cjk, longest_clause, map_row_texts, row_texts
 from medcurate.schemas import canonical_json
 
 EXAMPLES = 5
@@ -72,6 +72,30 @@ def clean_markup(rows: list[Row], ctx: StepContext, fields: list[str] | None = N
         kept.append(row)
     _record(ctx, "clean_markup", rows_in=len(rows), changed=len(changed), dropped=len(emptied), skipped_spans=skipped,
             examples_changed=changed[:EXAMPLES], examples_dropped=emptied[:EXAMPLES])
+    return kept
+
+
+def _answers(row: Row) -> list[str]:
+    texts = [row[name] for name in ("answer", "output", "response", "chosen") if isinstance(row.get(name), str)]
+    return texts + [m["content"] for m in row.get("messages") or []
+                    if isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), str)]
+
+
+@register_step("drop_garbled", reads=("answer", "output", "response", "chosen", "messages"))
+def drop_garbled(rows: list[Row], ctx: StepContext, max_clause: int = 40) -> list[Row]:
+    """Drop rows whose answer (or any assistant turn) is Chinese text with a stretch of more than
+    ``max_clause`` characters without punctuation (filter ``garbled_text``): scrapes that lost their
+    commas together with a character before each (Toyhom) read as broken sentences."""
+    kept: list[Row] = []
+    dropped: list[str] = []
+    for row in rows:
+        if any(has_cjk(text) and longest_clause(text) > int(max_clause) for text in _answers(row)):
+            dropped.append(row_reference(row))
+            ctx.drop(row, "garbled_text")
+        else:
+            kept.append(row)
+    _record(ctx, "drop_garbled", rows_in=len(rows), dropped=len(dropped), max_clause=int(max_clause),
+            examples_dropped=dropped[:EXAMPLES])
     return kept
 
 

@@ -143,3 +143,13 @@ def map_row_texts(row: dict[str, Any], function: Callable[[str], str],
 
 def has_cjk(text: str) -> bool:
     return bool(_CJK.search(text))
+
+
+_CLAUSE_BREAK = re.compile(r"[，,。！？!?；;：:\n、）)（(“”\"]")
+
+
+def longest_clause(text: str) -> int:
+    """Characters in the longest stretch without any punctuation. Chinese prose breaks every
+    10-25 characters; scrapes that lost their commas (with the character before each: Toyhom's
+    "根据你的叙考虑如果……") run on for 40 and more."""
+    return max((len(part) for part in _CLAUSE_BREAK.split(text)), default=0)

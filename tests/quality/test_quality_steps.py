@@ -165,3 +165,16 @@ def test_overlap_ignores_templates_system_prompts_and_deid_placeholders():
     assert evaluation.hits(all_texts(train)) == set()
     assert evaluation.hits(["现病史：患者[NAME]，男，48岁，反复胸闷胸痛两年，于[TIME]入院"]) == {1}  # the content still matches
     assert evaluation.hits(["现病史：患者[NAME]，女，35岁，于[TIME]出院"]) == set()
+
+
+def test_drop_garbled_removes_answers_that_lost_their_commas(tmp_path):
+    from medcurate.quality.text import longest_clause
+
+    garbled = "感冒初期如果是有咳发怕风怕冷等许多症多考虑是咽喉炎症上呼吸道感风寒咳嗽等病因而致使的。"
+    fine = "高血压患者首先要注意控制食盐摄入量，每天不超过六克，多吃新鲜的蔬菜水果，注意增强体育锻炼。"
+    assert longest_clause(garbled) > 40 and longest_clause(fine) < 20
+    data = _write(tmp_path / "qa.jsonl", [{"instruction": "感冒怎么办？", "answer": garbled},
+                                          {"instruction": "高血压吃什么？", "answer": fine}])
+    result = build(recipe_from_dict(_recipe(data, [{"drop_garbled": {}}])), store=tmp_path / "s")
+    assert result.manifest["counts"]["filtered"] == {"garbled_text": 1}
+    assert result.manifest["stats"]["quality"]["drop_garbled"]["examples_dropped"] == ["qa:1"]

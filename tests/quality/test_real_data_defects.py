@@ -56,7 +56,7 @@ def test_real_sources_build_without_the_review_defects(store):
     dialogue = {"name": "real-dialogue", "kind": "conversation", "seed": 0, "sources": [
         {"name": "toyhom", "path": str(next((data / "toyhom-chinese-medical-dialogue").glob("*.csv"))), "format": "toyhom"},
         {"name": "zhongjing", "path": str(data / "cmtmedqa-zhongjing" / "CMtMedQA_test.json"), "format": "cmtmedqa"}],
-        "steps": [{"clean_markup": {}}, {"near_dedupe": {"threshold": 0.8}},
+        "steps": [{"clean_markup": {}}, {"drop_garbled": {}}, {"near_dedupe": {"threshold": 0.8}},
                   {"decontaminate": {"against": {"cmb_clin": {"path": str(data / "cmb-clin" / "CMB-test-qa.json")},
                                                  "cmmlu": {"path": str(data / "cmmlu-medical" / "test")}}}}]}
     dialogue_result = build(recipe_from_dict(dialogue, base_dir=REPO), store=store)
@@ -68,5 +68,6 @@ def test_real_sources_build_without_the_review_defects(store):
     quality = dialogue_result.manifest["stats"]["quality"]
     assert quality["clean_markup"]["changed"] > 50  # toyhom's 。。 and ASCII commas, at least
     assert set(quality["decontaminate"]["evaluation_sets"]) == {"cmb_clin", "cmmlu"}
+    assert quality["drop_garbled"]["dropped"] > 100  # Toyhom answers that lost their commas
     cdee = [row for row in _all_rows(cmedins_result, store) if row["task"] == "cdee"]
     assert sum(row["answer"].count("发生状态：肯定") for row in cdee) > 1000
