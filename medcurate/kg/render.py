@@ -40,6 +40,15 @@ def is_negation(item: str) -> bool:
     return item.startswith(NEGATION_PREFIXES)
 
 
+_PARENTHESISED = re.compile(r"[(（]([^()（）]+)[)）]$")
+
+
+def without_synonym_duplicates(objects: list[str]) -> list[str]:
+    """``核磁共振成像(MRI)`` and ``MRI`` in one list name one thing: the bare short form is left out."""
+    short_forms = {match.group(1).strip() for name in objects if (match := _PARENTHESISED.search(name))}
+    return [name for name in objects if name not in short_forms]
+
+
 def undouble(text: str) -> str:
     """``…检查等检查`` -> ``…检查等``: the template's category word is not repeated after an object."""
     return _DOUBLED_CATEGORY.sub(r"\1等", text)
@@ -70,6 +79,7 @@ class Rendered:
     capped_by_max_per_entity: int = 0
     two_hop_ambiguous: int = 0
     two_hop_unsupported: int = 0
+    synonyms_left_out: int = 0
     treatment_negations_left_out: int = 0
 
 
@@ -133,6 +143,10 @@ def render(graph: nx.MultiDiGraph, templates: TemplateSet, *, lang: str, seed: i
                 and not all(is_negation(o) for o in objects):
             objects = [o for o in objects if not is_negation(o)]
             result.treatment_negations_left_out += 1
+        if not per_triple:
+            distinct = without_synonym_duplicates(objects)
+            result.synonyms_left_out += len(objects) - len(distinct)
+            objects = distinct
         groups = [[name] for name in objects] if per_triple else [objects]
         for group in groups:
             key = f"{subject}|{relation}|{group[0] if per_triple else ''}"

@@ -121,7 +121,7 @@ def _card(ctx: StepContext, graph, built, covered: Counter, skipped: Counter, re
         "relations_without_template": sorted(skipped), "rows_per_template": per_template,
         "qa_rows": len(result.rows), "capped_lists": result.capped_lists, "objects_left_out": result.objects_left_out,
         "capped_by_max_per_entity": result.capped_by_max_per_entity, "two_hop_ambiguous": result.two_hop_ambiguous,
-        "two_hop_unsupported": result.two_hop_unsupported,
+        "two_hop_unsupported": result.two_hop_unsupported, "synonyms_left_out": result.synonyms_left_out,
         "treatment_negations_left_out": result.treatment_negations_left_out,
     }
     degree = stats["degree"]

@@ -69,3 +69,10 @@ def test_doubled_category_word_is_written_once(tmp_path, store):
     assert undouble("诊断肺炎需要进行如胸部CT检查等检查。") == "诊断肺炎需要进行如胸部CT检查等。"
     assert undouble("可能出现如全身症状等症状。") == "可能出现如全身症状等。"
     assert undouble("需要进行血常规等检查。") == "需要进行血常规等检查。"
+
+
+def test_a_short_form_listed_beside_its_long_form_is_left_out():
+    from medcurate.kg.render import without_synonym_duplicates
+
+    assert without_synonym_duplicates(["颈部MRI", "MRI", "核磁共振成像(MRI)"]) == ["颈部MRI", "核磁共振成像(MRI)"]
+    assert without_synonym_duplicates(["CT", "B超"]) == ["CT", "B超"]
