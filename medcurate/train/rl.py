@@ -20,10 +20,24 @@ from typing import Any
 
 from medcurate.errors import MedcurateError
 from medcurate.train.data import load_prompt_data
-from medcurate.train.runner import (ADAPTER_DIR, LINEAGE_FILE, METRICS_FILE, MetricsWriter, RunResult,
-                                    _device_settings, _trainable_to_float32, _write_json, build_trl_config,
-                                    is_main_process, load_tokenizer, model_config_hash, prepare_recipe,
-                                    quantization_config, resolved_without_private, sha256_text)
+from medcurate.train.runner import (
+    ADAPTER_DIR,
+    LINEAGE_FILE,
+    METRICS_FILE,
+    MetricsWriter,
+    RunResult,
+    _device_settings,
+    _trainable_to_float32,
+    _write_json,
+    build_trl_config,
+    is_main_process,
+    load_tokenizer,
+    model_config_hash,
+    prepare_recipe,
+    quantization_config,
+    resolved_without_private,
+    sha256_text,
+)
 
 REFERENCE = "sft_adapter_frozen_copy"
 """How the KL reference is held: TRL copies the SFT adapter into a frozen "ref" adapter."""
@@ -213,7 +227,7 @@ def run_rl(recipe: str, model_path: str | Path, adapter: str | Path, reward: str
         _trainable_to_float32(trainer.model)
     train_output = trainer.train()
     output_dir = out / ADAPTER_DIR
-    trainer.model.save_pretrained(str(output_dir), selected_adapters=["default"])
+    policy.save_pretrained(str(output_dir), selected_adapters=["default"])
     if not is_main_process():
         return RunResult(out, output_dir, lineage)
     tokenizer.padding_side = "right"

@@ -1,10 +1,8 @@
 """Tiny datasets built through the real store and one tiny model, shared by the training tests."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
+
 from tests.train.train_helpers import build_version
 
 QA = [("高血压吃什么药？", "可在医生指导下服用氨氯地平。"), ("感冒发烧怎么办？", "多喝水，体温超过38.5度可服用布洛芬。"),

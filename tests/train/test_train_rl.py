@@ -9,9 +9,8 @@ import pytest
 
 pytest.importorskip("trl")
 
-from tests.train.train_helpers import FAST, build_version, losses  # noqa: E402
-
 from medcurate.errors import MedcurateError  # noqa: E402
+from tests.train.train_helpers import FAST, build_version, losses  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
