@@ -222,9 +222,9 @@ def run_rl(recipe: str, model_path: str | Path, adapter: str | Path, reward: str
     trainer = RLOOTrainer(model=policy, reward_funcs=reward_model, args=config, train_dataset=prompts,
                           processing_class=tokenizer, reward_processing_classes=reward_tokenizer,
                           callbacks=[MetricsWriter.create(out / METRICS_FILE)])
-    lineage["base_model"]["loaded_in_4bit"] = any(type(m).__name__ == "Linear4bit" for m in trainer.model.modules())
+    lineage["base_model"]["loaded_in_4bit"] = any(type(m).__name__ == "Linear4bit" for m in policy.modules())
     if lineage["base_model"]["loaded_in_4bit"] and device["compute_dtype"] == "float32":
-        _trainable_to_float32(trainer.model)
+        _trainable_to_float32(policy)
     train_output = trainer.train()
     output_dir = out / ADAPTER_DIR
     policy.save_pretrained(str(output_dir), selected_adapters=["default"])
