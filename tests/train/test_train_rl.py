@@ -125,3 +125,14 @@ def test_prompts_from_a_conversation_end_before_the_last_answer():
     row = {"prompt": json.dumps([{"role": "user", "content": "q"}]), "chosen": "x", "rejected": "y"}
     assert to_prompt_row(row, "preference", {"prompt"})["prompt"] == [{"role": "user", "content": "q"}]
 
+
+
+def test_qlora_policy_runs_on_the_ivygpt_recipe(rl_world):
+    pytest.importorskip("bitsandbytes")
+    from medcurate.train.rl import run_rl
+
+    result = run_rl("ivygpt-rl", rl_world["model"], rl_world["sft"], rl_world["reward"], rl_world["prompts"],
+                    rl_world["root"] / "rl-qlora", store=rl_world["store"], overrides=_rl_overrides(2))
+    assert result.lineage["base_model"]["loaded_in_4bit"] is True
+    assert len(losses(result.run_dir, "kl")) == 2
+    assert (result.output_dir / "adapter_model.safetensors").is_file()
