@@ -10,8 +10,9 @@ A stage refuses a dataset whose row kind does not fit it, with the reason.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from medcurate.conversion import training_row
+from medcurate.conversion import row_messages, training_row
 from medcurate.errors import MedcurateError
 
 STAGE_KINDS = {
@@ -59,15 +60,15 @@ def load_training_data(ref: str, stage: str, store: str | Path | None = None, va
     return version, train, evaluation
 
 
-def to_prompt_row(row: dict[str, Any], kind: str, json_columns: set[str],
-                  system_prompt: str | None = None) -> dict[str, Any]:
-    """One stored row -> the prompt the policy answers during RL (the reference answer is not used):
-    a conversation's prompt is every turn before its last assistant turn."""
+def to_prompt_row(row: dict[str, Any], kind: str, system_prompt: str | None = None) -> dict[str, Any]:
+    """One stored row (decoded, as ``store.load`` gives it) -> the prompt the policy answers during
+    RL (the reference answer is not used): a conversation's prompt is every turn before its last
+    assistant turn."""
     if kind == "conversation":
-        turns = _turns(_messages(row["messages"], "messages" in json_columns))
+        turns = row_messages(row, kind, system_prompt)
         last_assistant = max(i for i, turn in enumerate(turns) if turn["role"] == "assistant")
-        return {"prompt": _with_system(turns[:last_assistant], system_prompt)}
-    return {"prompt": to_training_row(row, kind, json_columns, system_prompt)["prompt"]}
+        return {"prompt": turns[:last_assistant]}
+    return {"prompt": training_row(row, kind, system_prompt)["prompt"]}
 
 
 def load_prompt_data(ref: str, store: str | Path | None = None, seed: int = 0, system_prompt: str | None = None):
@@ -82,7 +83,5 @@ def load_prompt_data(ref: str, store: str | Path | None = None, seed: int = 0, s
     splits = load(version, store)
     if "train" not in splits or len(splits["train"]) == 0:
         raise MedcurateError(f"{version.ref} has no train rows to take prompts from", field="splits")
-    json_columns = set(manifest.get("json_columns") or [])
-    prompts = Dataset.from_list([to_prompt_row(row, manifest["kind"], json_columns, system_prompt)
-                                 for row in splits["train"]])
+    prompts = Dataset.from_list([to_prompt_row(row, manifest["kind"], system_prompt) for row in splits["train"]])
     return version, prompts.shuffle(seed=seed)

@@ -121,9 +121,11 @@ def test_prompts_from_a_conversation_end_before_the_last_answer():
 
     messages = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
                 {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]
-    assert to_prompt_row({"messages": messages}, "conversation", set())["prompt"] == messages[:3]
-    row = {"prompt": json.dumps([{"role": "user", "content": "q"}]), "chosen": "x", "rejected": "y"}
-    assert to_prompt_row(row, "preference", {"prompt"})["prompt"] == [{"role": "user", "content": "q"}]
+    assert to_prompt_row({"messages": messages}, "conversation")["prompt"] == messages[:3]
+    row = {"prompt": [{"role": "user", "content": "q"}], "chosen": "x", "rejected": "y"}
+    assert to_prompt_row(row, "preference")["prompt"] == [{"role": "user", "content": "q"}]
+    assert to_prompt_row({"prompt": "q", "chosen": "x", "rejected": "y"}, "preference", "sys")["prompt"] == [
+        {"role": "system", "content": "sys"}, {"role": "user", "content": "q"}]
 
 
 
