@@ -35,7 +35,7 @@ from medcurate.schemas import canonical_json
 
 STORE_ENV = "MEDCURATE_STORE"
 VERSION_LOG = "versions.jsonl"
-VERIFY_CACHE = ".verified.json"
+CACHE_ENV = "MEDCURATE_CACHE"
 _TMP_PREFIX = ".tmp-"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 """Dataset names: a single path component that cannot climb out of the store (no '/', no '..')."""
@@ -202,14 +202,14 @@ def verified(version: Version) -> Version:
     """The version, once its data files match the manifest's sha256 and the manifest its id.
 
     Every read goes through here, so a tampered or damaged file is an error, not served. The
-    hash of a file is remembered (in the store's .verified.json) by size and mtime, so reading
-    an unchanged version again costs a stat."""
+    hash of a file is remembered by path, size and mtime in the user's cache (``verify_cache_path``;
+    never in the store, which reads leave untouched), so reading an unchanged version again
+    costs a stat."""
     manifest = version.manifest
     if compute_version_id(manifest) != version.version:
         raise MedcurateError("manifest.json does not hash to its version id (edited after publishing?)",
                              file=str(version.path / "manifest.json"))
-    root = version.path.parent.parent
-    cache = _read_verify_cache(root)
+    cache = _read_verify_cache()
     changed = False
     for relative, expected in sorted(manifest.get("files", {}).items()):
         if not relative.startswith("data/"):
@@ -219,7 +219,7 @@ def verified(version: Version) -> Version:
             stat = path.stat()
         except FileNotFoundError:
             raise MedcurateError("missing: the version is incomplete", file=str(path)) from None
-        key = f"{version.name}/{version.version}/{relative}"
+        key = str(path.resolve())
         stamp = [stat.st_size, stat.st_mtime_ns]
         if cache.get(key, {}).get("stamp") == stamp and cache[key].get("sha256") == expected:
             continue
@@ -229,24 +229,34 @@ def verified(version: Version) -> Version:
         cache[key] = {"stamp": stamp, "sha256": expected}
         changed = True
     if changed:
-        _write_verify_cache(root, cache)
+        _write_verify_cache(cache)
     return version
 
 
-def _read_verify_cache(root: Path) -> dict[str, Any]:
+def verify_cache_path() -> Path:
+    """``$MEDCURATE_CACHE/verified.json``, else under ``$XDG_CACHE_HOME`` or ``~/.cache``."""
+    base = os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medcurate"
+    return Path(base) / "verified.json"
+
+
+def _read_verify_cache() -> dict[str, Any]:
     try:
-        cache = json.loads((root / VERIFY_CACHE).read_text(encoding="utf-8"))
+        cache = json.loads(verify_cache_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return cache if isinstance(cache, dict) else {}
 
 
-def _write_verify_cache(root: Path, cache: dict[str, Any]) -> None:
-    """Best effort: a read-only store just verifies again next time."""
-    temporary = root / f"{VERIFY_CACHE}.{os.getpid()}-{uuid.uuid4().hex[:8]}"
+def _write_verify_cache(cache: dict[str, Any]) -> None:
+    """Best effort (without a writable cache folder the next read hashes again); entries of
+    files that are gone are dropped so the cache does not grow with deleted stores."""
+    target = verify_cache_path()
+    temporary = target.with_name(f"{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        temporary.write_text(json.dumps(cache, sort_keys=True), encoding="utf-8")
-        os.replace(temporary, root / VERIFY_CACHE)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        live = {key: entry for key, entry in cache.items() if Path(key).exists()}
+        temporary.write_text(json.dumps(live, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, target)
     except OSError:
         temporary.unlink(missing_ok=True)
 

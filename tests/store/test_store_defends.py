@@ -14,7 +14,7 @@ from medcurate.build import build
 from medcurate.errors import MedcurateError
 from medcurate.export import export_version
 from medcurate.recipe import recipe_from_dict
-from medcurate.store import VERIFY_CACHE, VERSION_LOG, list_datasets, load, load_rows, resolve
+from medcurate.store import VERSION_LOG, list_datasets, load, load_rows, resolve, verify_cache_path
 from medcurate.train.data import load_training_data
 
 ROWS = [{"instruction": "回答问题", "query": f"问题{i}", "answer": f"回答{i}", "task": "qa"} for i in range(6)]
@@ -34,11 +34,15 @@ def _tamper(path):
     path.write_bytes(bytes(content))
 
 
-def test_every_read_refuses_a_tampered_parquet_file(tmp_path):
+def test_every_read_refuses_a_tampered_parquet_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDCURATE_CACHE", str(tmp_path / "cache"))
     version = _publish(tmp_path)
     store = tmp_path / "store"
+    before = sorted(p.name for p in store.iterdir())
     assert len(load_rows(version)["train"]) == 6
-    assert (store / VERIFY_CACHE).exists(), "the check is remembered by size and mtime"
+    assert str((version.path / "data" / "train.parquet").resolve()) in json.loads(verify_cache_path().read_text()), \
+        "the check is remembered by size and mtime"
+    assert sorted(p.name for p in store.iterdir()) == before, "a read leaves the store untouched"
     _tamper(version.path / "data" / "train.parquet")
     reads = [lambda: load_rows(version.ref, store), lambda: load(version.ref, store),
              lambda: export_version(version.ref, "trl", tmp_path / "out", store=store),
