@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import html
 import os
 import re
 from collections.abc import Iterable
@@ -29,6 +30,9 @@ POLICIES = ("mask", "surrogate", "redact")
 IDENTIFIER_TYPES = tuple(REGISTRY)
 DEFAULT_THRESHOLD = 0.5
 HIGH_CONFIDENCE = 0.8
+# A candidate with one of its recognizer's context words just before it scores at least this.
+CONTEXT_FLOOR = 0.85
+CONTEXT_WINDOW = 12
 SECRET_ENV = "MEDCURATE_DEID_SECRET"
 
 
@@ -98,11 +102,26 @@ class Deidentifier:
             raise MedcurateError(f"the surrogate policy needs a secret: set ${SECRET_ENV} (keep it out of the repository)")
         self._key = (secret or "").encode("utf-8")
 
+    def candidates(self, text: str) -> list[Span]:
+        """Every recognizer's candidates, context-boosted, with offsets into ``text``. The text is
+        scanned in a normal form (HTML entities unescaped, zero-width characters dropped, full-width
+        digits and letters folded) and the spans mapped back."""
+        normal = normalise(text)
+        scanned = normal.text
+        found: list[Span] = []
+        for recognizer in self.recognizers:
+            for span in recognizer.candidates(scanned):
+                if recognizer.context and span.score < CONTEXT_FLOOR and _has_context(scanned, span.start,
+                                                                                      recognizer.context):
+                    span = Span(span.start, span.end, span.type, CONTEXT_FLOOR, span.recognizer)
+                found.append(span)
+        found.extend(_propagate_names(scanned, found))
+        return found if normal.identity else [normal.original_span(span) for span in found]
+
     def scan(self, text: str, threshold: float | None = None) -> list[Span]:
         """Identifier spans in ``text`` with score >= threshold, non-overlapping, by position."""
         threshold = self.threshold if threshold is None else threshold
-        candidates = [span for recognizer in self.recognizers for span in recognizer.find(text)]
-        candidates.extend(_propagate_names(text, candidates))
+        candidates = self.candidates(text)
         chosen: list[Span] = []
         taken = bytearray(len(text) + 1)
         for tag in _MASK_TAG.finditer(text):
@@ -164,3 +183,69 @@ def _propagate_names(text: str, candidates: list[Span]) -> list[Span]:
         for match in re.finditer(re.escape(name), text):
             found.append(Span(match.start(), match.end(), "PERSON", 0.9, "NamePropagation"))
     return found
+
+
+def _has_context(text: str, start: int, words: tuple[str, ...]) -> bool:
+    before = text[max(0, start - CONTEXT_WINDOW):start]
+    return any(word in before for word in words)
+
+
+_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+_SPECIAL = re.compile(r"&(?:#\d{1,6}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z]{2,8});|[" + _ZERO_WIDTH + r"]|[\uff01-\uff5e]+")
+_FOLD = {code: code - 0xFEE0 for code in range(0xFF10, 0xFF1A)}
+_FOLD.update({code: code - 0xFEE0 for code in range(0xFF21, 0xFF3B)})
+_FOLD.update({code: code - 0xFEE0 for code in range(0xFF41, 0xFF5B)})
+_FOLD.update({0xFF0B: ord("+"), 0xFF0D: ord("-"), 0xFF0E: ord("."), 0xFF0F: ord("/"), 0xFF20: ord("@")})
+
+
+@dataclass
+class Normalised:
+    """Text in the form the recognizers see, and where each of its characters came from."""
+
+    original: str
+    text: str
+    starts: list[int] | None = None  # original offset of each scanned character (None: identical)
+    ends: list[int] | None = None
+
+    @property
+    def identity(self) -> bool:
+        return self.starts is None
+
+    def original_span(self, span: Span) -> Span:
+        assert self.starts is not None and self.ends is not None
+        if span.end <= span.start:
+            return span
+        return Span(self.starts[span.start], self.ends[span.end - 1], span.type, span.score, span.recognizer)
+
+
+def normalise(text: str) -> Normalised:
+    """HTML entities unescaped, zero-width characters dropped, full-width digits/letters folded, with
+    an offset map back to ``text`` (identifiers hide behind markup debris and invisible characters)."""
+    if not _SPECIAL.search(text):
+        return Normalised(text, text)
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    position = 0
+    for match in _SPECIAL.finditer(text):
+        if match.start() > position:
+            pieces.append(text[position:match.start()])
+            starts.extend(range(position, match.start()))
+            ends.extend(range(position + 1, match.start() + 1))
+        token = match.group()
+        if token[0] == "&":
+            replacement = html.unescape(token)
+            pieces.append(replacement)
+            starts.extend([match.start()] * len(replacement))
+            ends.extend([match.end()] * len(replacement))
+        elif token[0] in _ZERO_WIDTH:
+            pass
+        else:
+            pieces.append(token.translate(_FOLD))
+            starts.extend(range(match.start(), match.end()))
+            ends.extend(range(match.start() + 1, match.end() + 1))
+        position = match.end()
+    pieces.append(text[position:])
+    starts.extend(range(position, len(text)))
+    ends.extend(range(position + 1, len(text) + 1))
+    return Normalised(text, "".join(pieces), starts, ends)
