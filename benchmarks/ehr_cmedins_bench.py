@@ -8,14 +8,14 @@ so the figure is the step's own cost; the deid step's cost is benchmarked by its
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import tempfile
 import time
 from pathlib import Path
 
 from medcurate.build import build
-from medcurate.deid.gate import mark_deidentified
-from medcurate.ehr.records import TEXT_FIELDS
+from medcurate.deid.gate import mark_deidentified, text_columns
 from medcurate.pipeline import register_step
 from medcurate.recipe import recipe_from_dict
 
@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 @register_step("bench_gate_stamp")
 def bench_gate_stamp(rows, ctx):
     for row in rows:
-        mark_deidentified(row, [name for name in TEXT_FIELDS if row.get(name)], "bench")
+        row["patient_id"] = "pt-" + hashlib.sha256(str(row.get("patient_id")).encode()).hexdigest()[:16]
+        mark_deidentified(row, text_columns(row), "bench", pseudonymised=["patient_id"])
     return rows
 
 

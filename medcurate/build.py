@@ -179,11 +179,11 @@ def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) 
 
 
 def _refuse_text_not_deidentified(rows: list[Row]) -> None:
-    """The privacy gate at publish time: every EHR row's text must be the deid step's output,
-    unchanged by any later step."""
-    from medcurate.ehr.steps import PUBLISHED_TEXT_FIELDS, refuse_unless_deidentified
+    """The privacy gate at publish time: every string column of every EHR row must be the deid
+    step's output, unchanged by any later step (a rename or an extra column is refused)."""
+    from medcurate.ehr.steps import refuse_unless_deidentified
 
-    refuse_unless_deidentified(rows, PUBLISHED_TEXT_FIELDS)
+    refuse_unless_deidentified(rows)
 
 
 def _stratum_section(card: CardContributions, splits: dict[str, list[Row]], stratify: str) -> None:

@@ -93,14 +93,26 @@ class Deidentifier:
     """De-identifies Chinese clinical text; see the module docstring for the policies."""
 
     def __init__(self, policy: str | dict | Policy | None = None, *, secret: str | None = None,
-                 threshold: float = DEFAULT_THRESHOLD, types: Iterable[str] | None = None):
+                 threshold: float = DEFAULT_THRESHOLD, types: Iterable[str] | None = None,
+                 pseudonym_key: bytes | None = None):
         self.policy = policy if isinstance(policy, Policy) else Policy.parse(policy)
-        self.threshold = threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0:
+            raise MedcurateError("threshold must be a number between 0 and 1", field="threshold")
+        self.threshold = float(threshold)
         self.recognizers = all_recognizers(tuple(types) if types else None)
         secret = secret if secret is not None else os.environ.get(SECRET_ENV)
         if self.policy.uses_surrogates and not secret:
             raise MedcurateError(f"the surrogate policy needs a secret: set ${SECRET_ENV} (keep it out of the repository)")
         self._key = (secret or "").encode("utf-8")
+        # Patient and record keys become HMAC pseudonyms: with the user's secret they are stable across
+        # builds; without one, a random key held only by this run (consistent within it, linkable by no one).
+        self.stable_pseudonyms = bool(secret) or pseudonym_key is not None
+        self.pseudonym_key = pseudonym_key or (hmac.new(self._key, b"pseudonym", hashlib.sha256).digest() if secret
+                                               else os.urandom(32))
+
+    def pseudonym(self, value: str) -> str:
+        """A keyed pseudonym for a patient or record number: ``pt-`` and 16 hex digits."""
+        return "pt-" + hmac.new(self.pseudonym_key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
     def candidates(self, text: str) -> list[Span]:
         """Every recognizer's candidates, context-boosted, with offsets into ``text``. The text is

@@ -18,9 +18,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from medcurate.card import markdown_table
-from medcurate.deid.gate import mark_deidentified, require_deidentified
+from medcurate.deid.gate import gate_problem, mark_deidentified
 from medcurate.ehr.records import (
-    TEXT_FIELDS,
     cmb_clin_diagnosis,
     cmb_clin_sections,
     labelled_input,
@@ -32,8 +31,8 @@ from medcurate.pipeline import RecordError, Row, SourceSpec, StepContext, regist
 from medcurate.schemas import EHR_SECTIONS
 
 
-def _ehr_row(record: dict[str, Any], spec: SourceSpec) -> Row:
-    mapped = map_fields(record, spec.options.get("fields"))
+def _ehr_row(record: dict[str, Any], spec: SourceSpec, ctx: StepContext) -> Row:
+    mapped = map_fields(record, spec.options.get("fields"), require_mapped=ctx.ledger.rows_in == 1)
     if not mapped["diagnosis"]:
         raise RecordError("missing diagnosis: the record has no diagnosis field or it is empty",
                           field=(spec.options.get("fields") or {}).get("diagnosis", "diagnosis"))
@@ -52,13 +51,13 @@ def parse_ehr_jsonl(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable
 
     ``options.fields: {chief_complaint: 主诉, diagnosis: 出院诊断, …}`` maps columns (Chinese or
     English names are also recognised without a mapping)."""
-    yield _ehr_row(record, spec)
+    yield _ehr_row(record, spec, ctx)
 
 
 @register_source("ehr_csv", file_format="csv", doc="EHR records (CSV with a header); options.fields as for ehr.")
 def parse_ehr_csv(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """EHR records as CSV with a header row; options as for the ``ehr`` format."""
-    yield _ehr_row(record, spec)
+    yield _ehr_row(record, spec, ctx)
 
 
 @register_source("cmb_clin", file_format="json", doc="CMB-Clin case records: sections from the description, "
@@ -93,16 +92,18 @@ def parse_cmb_clin(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[
 PUBLISHED_TEXT_FIELDS = ("input", "diagnosis", *EHR_SECTIONS)
 
 
-def refuse_unless_deidentified(rows: list[Row], fields: Iterable[str] = TEXT_FIELDS) -> None:
-    """Raise (the build refuses) when any row's text fields did not pass the deid step unchanged."""
-    fields = tuple(fields)
-    failures = [(row, reason) for row in rows if (reason := require_deidentified(row, fields))]
+def refuse_unless_deidentified(rows: list[Row], fields: Iterable[str] | None = None) -> None:
+    """Raise (the build refuses) when any row's text did not pass the deid step unchanged; ``fields``
+    None (the default) checks every text column the row carries."""
+    fields = tuple(fields) if fields is not None else None
+    failures = [(row, problem) for row in rows if (problem := gate_problem(row, fields))]
     if failures:
-        row, reason = failures[0]
+        row, problem = failures[0]
         source = row.get("source") or {}
         raise MedcurateError(f"refusing to publish {len(failures)} EHR row(s) that did not pass the deid step "
-                             f"(first: {reason}); add a `deid` step covering {', '.join(fields)} before ehr_pairs",
-                             file=source.get("file"), line=source.get("line"), field="deid")
+                             f"(first: {problem.reason}); fix the recipe's deid step ({problem.recipe_field}) "
+                             f"and keep it after any step that adds or renames text columns",
+                             file=source.get("file"), line=source.get("line"), field=problem.recipe_field)
 
 
 @register_step("ehr_pairs", reads=(*EHR_SECTIONS, "diagnosis_raw", "department", "deid"),
@@ -127,7 +128,8 @@ def ehr_pairs(rows: list[Row], ctx: StepContext) -> list[Row]:
         row["diagnoses"] = list(normalised.all)
         row["diagnosis_uncertain"] = normalised.uncertain
         row["department"] = str(row.get("department") or "")
-        mark_deidentified(row, PUBLISHED_TEXT_FIELDS, row["deid"]["policy"])
+        mark_deidentified(row, [name for name in PUBLISHED_TEXT_FIELDS if name in row] + ["department"],
+                          row["deid"]["policy"])
         kept.append(row)
     departments = Counter(row["department"] or "(unknown)" for row in kept)
     ctx.card.stats["ehr"] = {"rows": len(kept), "departments": dict(sorted(departments.items())),
