@@ -124,6 +124,7 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
         "columns": {split: table.schema.names for split, table in tables.items()}.get("train", []),
         "stats": card.stats,
         "card_sections": [[title, body] for title, body in card.sections],
+        "privacy": _privacy(rows, card.stats.get("deid")),
     }
     version = publish(recipe.name, manifest, tables, [r.to_dict() for r in rejects], render_card,
                       artifacts=card.artifacts, store=root)
@@ -184,6 +185,19 @@ def _refuse_text_not_deidentified(rows: list[Row]) -> None:
     from medcurate.ehr.steps import refuse_unless_deidentified
 
     refuse_unless_deidentified(rows)
+
+
+def _privacy(rows: list[Row], deid_stats: dict[str, Any] | None) -> dict[str, Any]:
+    """``deidentified`` with its settings when a deid step ran and every row passes the gate (all
+    text columns covered, default threshold or below, nothing passed through, unchanged since);
+    else ``not screened``."""
+    from medcurate.deid.gate import ENGINE, gate_problem
+    from medcurate.privacy import deidentified, not_screened
+
+    if not deid_stats or any(gate_problem(row) for row in rows):
+        return not_screened()
+    return deidentified({"engine": ENGINE, "policy": deid_stats["policy"], "threshold": deid_stats["threshold"],
+                         "columns": deid_stats["columns"], "stable_pseudonyms": deid_stats["stable_pseudonyms"]})
 
 
 def _stratum_section(card: CardContributions, splits: dict[str, list[Row]], stratify: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from medcurate.annotate.configs import SPF_CRITERIA
@@ -81,6 +82,19 @@ def parse_verdict(kind: str, unit: dict[str, Any], reply: str) -> dict[str, Any]
     order = verdict.get("order")
     ids = [c["id"] for c in unit["candidates"]]
     return {"order": order} if isinstance(order, list) and sorted(map(str, order)) == sorted(ids) else None
+
+
+def candidate_privacy(candidates: Path) -> list[str]:
+    """The privacy status of every prompt source in a candidates file (from `annotate sample`);
+    items without one count as not screened."""
+    from medcurate.privacy import NOT_SCREENED
+
+    statuses = []
+    for line in candidates.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            item = json.loads(line)
+            statuses.append((item.get("prompt_source") or {}).get("privacy") or NOT_SCREENED)
+    return statuses or [NOT_SCREENED]
 
 
 def openai_judge(base_url: str, model: str, api_key: str | None) -> Callable[[str, dict[str, Any]], dict[str, Any] | None]:

@@ -67,16 +67,19 @@ def as_messages(prompt: str | list[dict[str, str]]) -> list[dict[str, str]]:
 
 def load_prompts(ref: str, store: str | Path | None, split: str | None, limit: int | None) -> list[dict[str, Any]]:
     """Prompt items from a published version (its rows' ids become the item ids)."""
+    from medcurate.privacy import privacy_status
     from medcurate.store import load_rows, resolve
 
     version = resolve(ref, store)
+    privacy = privacy_status(version.manifest)
     items = []
     for split_name, rows in load_rows(version, store=store, split=split).items():
         for row in rows:
             prompt = prompt_of(row)
             row_id = row.get("id") or hashlib.sha256(canonical_json(prompt).encode()).hexdigest()[:16]
             items.append({"item_id": row_id, "prompt": prompt,
-                          "prompt_source": {"dataset": version.ref, "split": split_name, "row_id": row_id}})
+                          "prompt_source": {"dataset": version.ref, "split": split_name, "row_id": row_id,
+                                            "privacy": privacy}})
             if limit is not None and len(items) >= limit:
                 return items
     return items
