@@ -12,11 +12,12 @@ _MONTH = r"(?:1[0-2]|0?[1-9])"
 _DAY = r"(?:3[01]|[12]\d|0?[1-9])"
 _HOUR = r"(?:2[0-3]|[01]?\d)"
 # An optional clock time glued to the date, after a space, comma or semicolon, or in brackets.
-_TIME = (rf"(?:\s{{0,2}}[，,；;]?\s{{0,2}}[(（]?{_HOUR}\s?[:：]\s?[0-5]\d(?:[:：][0-5]\d)?[)）]?"
-         rf"|\s?{_HOUR}\s?[时点](?:\s?[0-5]?\d\s?分)?(?:\s?[0-5]?\d\s?秒)?"
+_PART_OF_DAY = r"(?:上午|下午|中午|晚上|夜间|凌晨|早上|早晨|傍晚|晨|晚)?"
+_TIME = (rf"(?:\s{{0,2}}[，,；;]?\s{{0,2}}{_PART_OF_DAY}[(（]?{_HOUR}\s?[:：]\s?[0-5]\d(?:[:：][0-5]\d)?[)）]?"
+         rf"|\s?{_PART_OF_DAY}{_HOUR}\s?[时点](?:\s?[0-5]?\d\s?分)?(?:\s?[0-5]?\d\s?秒)?"
          # a day glued to the hour (…2.14时25分 = the 1st at 4:25 or the 14th at 25 past: either way the date-time)
          rf"|[时点][0-5]?\d分)?")
-_SEPARATED = rf"(?<![\d.\-/]){_YEAR}(?P<sep>-{{1,2}}|/{{1,2}}|\.{{1,2}}|_)\s?{_MONTH}\s?(?P=sep)\s?{_DAY}{_TIME}(?![\d])"
+_SEPARATED = rf"(?<![\d.\-/]){_YEAR}(?P<sep>-{{1,2}}|/{{1,2}}|\.{{1,2}}|_)\s?{_MONTH}\s?(?P=sep)\s?{_DAY}(?:\s?[日号])?{_TIME}(?![\d])"
 _CJK_FULL = rf"(?<!\d){_YEAR}\s?年\s?{_MONTH}\s?月\s?{_DAY}\s?[日号]?{_TIME}(?![\d])"
 _CJK_YEAR_MONTH = rf"(?<!\d){_YEAR}\s?年\s?{_MONTH}\s?(?:月份|月)"
 _YEAR_MONTH = rf"(?<![\d.\-/]){_YEAR}[-/]{_MONTH}(?![\d.\-/])"
@@ -27,6 +28,8 @@ _CN_DIGIT = "〇零○Ｏ一二三四五六七八九"
 _CN_YEAR = rf"[{_CN_DIGIT}]{{4}}\s?年"
 _CN_MONTH = r"(?:十[一二]?|[一二三四五六七八九])\s?月"
 _CN_DAY = r"(?:三十一?|二十[一二三四五六七八九]?|十[一二三四五六七八九]?|[一二三四五六七八九])\s?[日号]"
+_CN_TIME = (rf"(?:{_PART_OF_DAY}(?:二十[一二三]?|十[一二三四五六七八九]?|[零一二三四五六七八九])[时点]"
+            r"(?:(?:[一二三四五]?十[一二三四五六七八九]?|[零〇][一二三四五六七八九]|[一二三四五六七八九])分|半)?)?")
 
 
 @register
@@ -39,7 +42,7 @@ class DateRecognizer(Recognizer):
         Pattern("year-month", _YEAR_MONTH, 0.7),
         Pattern("month-day", _MONTH_DAY, 0.85),
         Pattern("compact", _COMPACT, 0.6),
-        Pattern("chinese-numerals", rf"{_CN_YEAR}{_CN_MONTH}(?:{_CN_DAY})?", 0.9),
-        Pattern("chinese-month-day", rf"(?<![{_CN_DIGIT}十]){_CN_MONTH}{_CN_DAY}", 0.85),
+        Pattern("chinese-numerals", rf"{_CN_YEAR}{_CN_MONTH}(?:{_CN_DAY}{_CN_TIME})?", 0.9),
+        Pattern("chinese-month-day", rf"(?<![{_CN_DIGIT}十]){_CN_MONTH}{_CN_DAY}{_CN_TIME}", 0.85),
     )
     context = ("出生", "生日", "入院", "出院", "住院", "就诊", "初诊", "复诊", "随访", "死亡", "签名", "日期", "生于")

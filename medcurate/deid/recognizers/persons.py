@@ -14,7 +14,7 @@ from medcurate.deid.lexicon import (
     SINGLE_SURNAMES,
     TITLE_FOLLOWERS,
 )
-from medcurate.deid.recognizers.base import CJK, Recognizer, register
+from medcurate.deid.recognizers.base import CJK, Pattern, Recognizer, register
 
 _SURNAME_CLASS = "".join(sorted(SINGLE_SURNAMES))
 _COMPOUND = "|".join(sorted(COMPOUND_SURNAMES, key=len, reverse=True))
@@ -100,9 +100,9 @@ class PersonRecognizer(Recognizer):
 
     entity_type = "PERSON"
     _labels = re.compile(r"(?:" + "|".join(sorted(map(re.escape, NAME_LABELS), key=len, reverse=True)) + r")"
-                         + r"[:：\s]*(?:为|是)?[:：\s]*")
+                         + r"(?:[（(][\u4e00-\u9fff]{1,4}[）)])?[:：\s]*(?:为|是)?[:：\s]*")
     _followers = "|".join([*map(re.escape, sorted(set(NAME_FOLLOWERS) - {"因", "于"}, key=len, reverse=True))]
-                          + [r"于\s?(?:(?:19|20)\d\d|\d{1,2}月)", "因[“\"「(（]"])
+                          + [r"于\s?(?:(?:19|20)\d\d|\d{1,2}月)", "因[“\"「(（]", r"[，,]\s?\d{1,3}\s?岁"])
     # A clause-initial surname with a name follower one to three characters later; the
     # follower is checked inside the regex so only plausible positions reach Python.
     _start = re.compile(rf"(?<![{CJK}])(?P<name>{_COMPOUND}|[{_SURNAME_CLASS}])"
@@ -111,6 +111,7 @@ class PersonRecognizer(Recognizer):
     _weak_labels = frozenset({"患者", "病人", "患儿", "产妇", "孕妇", "病员", "伤者", "医生", "医师", "护士"})
     # A clause-initial name before 于 + a date or 因 + a quoted complaint (张伟于2016年…, 李娜因“…”).
     _event_after = re.compile(r"(?:于\s?(?:(?:19|20)\d{2}|\d{1,2}月|[〇一二三四五六七八九十]+[年月])|因[“\"「(（])")
+    _age_after = re.compile(r"[，,]\s?\d{1,3}\s?岁")
     _title = re.compile("(?:" + "|".join(TITLE_FOLLOWERS) + r"|医师|院长|护士长)(?![\u4e00-\u9fff]{0,1}(?:科|室|院))")
 
     def candidates(self, text):
@@ -134,7 +135,7 @@ class PersonRecognizer(Recognizer):
                 continue
             if text.startswith(NAME_FOLLOWERS, end) and not text.startswith(("因", "于"), end):
                 yield self.span(start, end, 0.88)
-            elif self._event_after.match(text, end):
+            elif self._event_after.match(text, end) or self._age_after.match(text, end):
                 yield self.span(start, end, 0.8)
             elif text.startswith(("，男", "，女", ",男", ",女", " 男", " 女"), end):
                 yield self.span(start, end, 0.9)
@@ -171,3 +172,21 @@ class PinyinNameRecognizer(Recognizer):
 
 
 _ASCII_UPPER = re.compile("[A-Z][a-z]* [A-Z]")
+
+
+@register
+class TransliteratedNameRecognizer(Recognizer):
+    """Names transliterated with a middle dot (阿依古丽·买买提): taken after a role word or label
+    (context) or before a sex, age or signature; otherwise left alone (foreign names in textbooks)."""
+
+    entity_type = "PERSON"
+    patterns = (Pattern("dotted", rf"(?<![{CJK}])[{CJK}]{{2,6}}[·•・][{CJK}]{{2,8}}", 0.45),)
+    context = ("患者", "病人", "患儿", "姓名", "家属", "其子", "其女", "其夫", "其妻", "联系人", "陪同", "医师", "签名")
+    _after = re.compile(r"[，,\s]*(?:男|女|\d{1,3}\s?岁)|签字|签名|陪同|代诉|代述|同意|因|于")
+    _tail = re.compile(r"(?:签字|签名|陪同|代诉|代述|同意|因|于)")
+
+    def candidates(self, text):
+        for span in super().candidates(text):
+            tail = self._tail.search(text, span.start + 3, span.end)
+            end = tail.start() if tail else span.end
+            yield self.span(span.start, end, 0.88 if self._after.match(text, end) else span.score)
