@@ -192,8 +192,10 @@ def _propagate_names(text: str, candidates: list[Span]) -> list[Span]:
     names = {text[s.start:s.end] for s in candidates if s.type == "PERSON" and s.score >= 0.85 and s.end - s.start >= 2}
     found = []
     for name in names:
-        for match in re.finditer(re.escape(name), text):
-            found.append(Span(match.start(), match.end(), "PERSON", 0.9, "NamePropagation"))
+        position = text.find(name)
+        while position >= 0:
+            found.append(Span(position, position + len(name), "PERSON", 0.9, "NamePropagation"))
+            position = text.find(name, position + len(name))
     return found
 
 
@@ -203,7 +205,9 @@ def _has_context(text: str, start: int, words: tuple[str, ...]) -> bool:
 
 
 _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
-_SPECIAL = re.compile(r"&(?:#\d{1,6}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z]{2,8});|[" + _ZERO_WIDTH + r"]|[\uff01-\uff5e]+")
+# Only what is folded or dropped: full-width punctuation such as ，：（ stays as it is.
+_SPECIAL = re.compile(r"&(?:#\d{1,6}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z]{2,8});|[" + _ZERO_WIDTH + r"]"
+                      r"|[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\uff0b\uff0d\uff0e\uff0f\uff20]+")
 _FOLD = {code: code - 0xFEE0 for code in range(0xFF10, 0xFF1A)}
 _FOLD.update({code: code - 0xFEE0 for code in range(0xFF21, 0xFF3B)})
 _FOLD.update({code: code - 0xFEE0 for code in range(0xFF41, 0xFF5B)})

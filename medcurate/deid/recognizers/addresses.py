@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 
 from medcurate.deid.lexicon import NOT_IN_PLACE_NAME, PROVINCES
-from medcurate.deid.recognizers.base import CJK, SEP, Recognizer, register
+from medcurate.deid.recognizers.base import CJK, SEP, Recognizer, char_class_without, register
 
 # A character of a place name: CJK, but not a word of clinical prose (患者, 疼痛, 的 …).
-_PLACE = "[" + CJK + "]"
-_PLACE_NAME_CHAR = "(?:(?![" + "".join(sorted(NOT_IN_PLACE_NAME)) + "])[" + CJK + "])"
+_PLACE_NAME_CHAR = char_class_without("".join(NOT_IN_PLACE_NAME))
 _PROVINCE = r"(?:" + "|".join(PROVINCES) + r")(?:省|市|自治区|壮族自治区|回族自治区|维吾尔自治区|特别行政区)?"
 _CN_NUMBER = "一二三四五六七八九十"
 _ADMIN_UNITS = (
@@ -45,7 +44,8 @@ class AddressRecognizer(Recognizer):
                            r"通讯地址|联系地址|地址|家住|住在|现住|籍贯|出生地)" + SEP + r"(?:在|于)?(?P<value>[^，,；;。\n（(]{2,60})")
     _stop = re.compile(r"(?:联系|电话|手机|邮编|邮箱|工作单位|身份证|主诉|主因|因[“\"「]|于\d|入院|就诊|发现)")
     # Home village: a chain of units (or one unit) right before 人 at a clause boundary (…村人，).
-    _native = re.compile(rf"(?:^|(?<=[，,、：:；;\s]))(?P<value>{_UNIT}{{1,6}})人(?=[，,。；;、\s]|$)")
+    _native_mark = re.compile(r"人(?=[，,。；;、\s]|$)")
+    _native = re.compile(rf"(?:^|(?<=[，,、：:；;\s]))(?P<value>{_UNIT}{{1,6}})$")
     _one_unit = re.compile(_UNIT)
     _anchor = re.compile(r"\d+(?:号|栋|幢|室|单元|弄)|省|自治区|[县村镇乡旗]|[区市](?!场)|组|街道")
 
@@ -62,9 +62,9 @@ class AddressRecognizer(Recognizer):
             if end - start >= 2 and (self._chain.search(value) or _NUMBERED_UNIT.search(value)
                                      or self._one_unit.match(value)):
                 yield self.span(start, end, 0.95)
-        for match in self._native.finditer(text):
-            value = match.group("value")
-            if _COUNTY_OR_ABOVE.search(value) or _LOCAL.search(value):
+        for mark in self._native_mark.finditer(text):
+            match = self._native.search(text, max(0, mark.start() - 40), mark.start())
+            if match and (_COUNTY_OR_ABOVE.search(match.group("value")) or _LOCAL.search(match.group("value"))):
                 yield self.span(match.start("value"), match.end("value"), 0.88)
         for window_start, window_end in self._windows(text):
             yield from self._chains(text, window_start, window_end)
