@@ -116,12 +116,52 @@ def _print(label: str, report: dict) -> None:
     print("  targets: " + ("all met" if not missed else "MISSED " + "; ".join(missed)))
 
 
+def cli_workers(records: list[dict], workers: int, copies: int) -> None:
+    """``medcurate deid --workers 1`` against ``--workers N`` on the bench text: wall time, CPU-seconds of
+    the child processes, and whether the outputs are byte-identical."""
+    import os
+    import resource
+    import subprocess
+    import sys
+    import tempfile
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "in.jsonl"
+        with open(source, "w", encoding="utf-8") as handle:
+            for copy in range(copies):
+                for record in records:
+                    handle.write(json.dumps({"id": f"{record['id']}-{copy}", "text": record["text"]},
+                                            ensure_ascii=False) + "\n")
+        size = source.stat().st_size / 1e6
+        outputs = {}
+        for count in (1, workers):
+            out = Path(folder) / f"out-{count}.jsonl"
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "medcurate", "deid", str(source), "--workers", str(count),
+                            "--out", str(out), "--spans", str(Path(folder) / f"s-{count}.jsonl"),
+                            "--report", str(Path(folder) / f"r-{count}.json")], env=env, check=True,
+                           capture_output=True)
+            wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            outputs[count] = out.read_bytes()
+            print(f"  medcurate deid --workers {count}: {size:.2f} MB in {wall:.2f} s wall ({size / wall:.2f} MB/s), "
+                  f"{cpu:.2f} CPU-s ({size / cpu:.2f} MB per CPU-second, process start and JSON included)")
+        print(f"  outputs identical: {outputs[1] == outputs[workers]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("gold", type=Path, nargs="+")
     parser.add_argument("--misses", type=int, default=0, help="print this many misses and false positives")
     parser.add_argument("--repeat", type=int, default=3, help="passes over the data for the throughput figure")
     parser.add_argument("--halves", action="store_true", help="also report each half of the bench split by id")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="also time `medcurate deid --workers 1` against --workers N on the first bench")
+    parser.add_argument("--copies", type=int, default=4, help="copies of the bench text for the --workers run")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     deidentifier = Deidentifier("mask")
@@ -150,6 +190,10 @@ def main() -> None:
                 _print(f"{gold.name} half {half}", part)
                 report[f"half_{half}"] = {k: v for k, v in part.items() if k not in ("misses", "false_positives")}
         reports[gold.name] = {k: v for k, v in report.items() if k not in ("misses", "false_positives")}
+    if args.workers:
+        first = [json.loads(line) for line in args.gold[0].read_text(encoding="utf-8").splitlines() if line.strip()]
+        print(f"CLI on {args.gold[0].name} x {args.copies}:")
+        cli_workers(first, args.workers, args.copies)
     if args.json:
         args.json.write_text(json.dumps(reports, ensure_ascii=False, indent=2))
 

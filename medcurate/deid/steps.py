@@ -92,5 +92,5 @@ def deid_step(rows: list[Row], ctx: StepContext, fields: list[str] | str | None 
                          f"{', '.join(sorted(columns['pseudonymised'])) or 'none'} pseudonymised; "
                          f"{', '.join(sorted(columns['passthrough'])) or 'none'} kept unscanned); "
                          f"{rows_changed} of {len(rows)} rows changed.\n\n"
-                         + markdown_table(["identifier type", "replaced"], sorted(by_type.items())))
+                         + markdown_table(["identifier type", "replaced"], [[name, count] for name, count in sorted(by_type.items())]))
     return rows

@@ -170,3 +170,28 @@ def test_judge_refuses_unscreened_candidates_before_any_connection(tmp_path, ope
                            "--url", "http://127.0.0.1:9", "--token", "unused")
     assert result.returncode != 0 and ALLOW_FLAG in result.stderr and "Traceback" not in result.stderr
     assert LocalChatCompletionsHandler.requests == []
+
+
+@pytest.mark.parametrize("params, field", [({"policy": "blur"}, "steps.deid.policy"),
+                                           ({"policy": {"NAME": "mask"}}, "steps.deid.policy.NAME"),
+                                           ({"threshold": -0.1}, "steps.deid.threshold"),
+                                           ({"threshold": "high"}, "steps.deid.threshold"),
+                                           ({"policy": "surrogate", "secret_env": "NO_SUCH_SECRET_VAR"},
+                                            "steps.deid.secret_env"),
+                                           ({"fields": ["no_such_column"]}, "steps.deid.fields"),
+                                           ({"passthrough": {"a": 1}}, "steps.deid.passthrough")])
+def test_bad_deid_parameters_are_one_line_errors_naming_the_recipe_field(store, params, field):
+    with pytest.raises(MedcurateError) as raised:
+        build(ehr_recipe([{"deid": params}, "ehr_pairs"]), store=store)
+    message = str(raised.value)
+    assert field in message and "\n" not in message
+    assert not [name for name in NAMES if name in message]
+
+
+def test_mapping_that_names_a_missing_column_is_one_line_error(store):
+    recipe = recipe_from_dict({"name": "gate", "kind": "ehr",
+                               "sources": [{"name": "ward", "path": str(SAMPLE), "format": "ehr",
+                                            "options": {"fields": {"diagnosis": "出院诊断X"}}}],
+                               "steps": ["deid", "ehr_pairs"]}, base_dir=REPO)
+    with pytest.raises(MedcurateError, match=r"options\.fields\.diagnosis.*'出院诊断X'"):
+        build(recipe, store=store)
