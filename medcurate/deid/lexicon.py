@@ -17,6 +17,7 @@ SINGLE_SURNAMES = frozenset(
     "计索宣晋相初门云容敬来扈晁芮都普阙浦戈伏鹿薄邸雍辜羊阿乌母裘亓修邰赫杭况那宿鲜印逯隆茹诸战慕危玉银亢嵇公"
     "哈湛宾戎勾茅利於呼居揭干但尉冶斯元束檀衣信展阴昝智幸奉植衡富尧闭由"
     "傅阎赖萧韶殳贲甯苍双莘贡逄扶堵宰郦却璩濮寿通别充习宦鱼慎庾终暨步弘广禄东沃越夔厍融訾空毋乜养须巢蒯后红竺益桓钮滑蔚邴糜郗"
+    "籍钭隗宓蓬仰秋暴甄羿汲弓牧芮荀怀蓟鬱邬昝贝臧伏酆郏璩扈晁莘逄厍訾乜鞠蒯郗钮缪嵇邢滑裴荣羊於封储靳糜宣贲郁单杭洪包诸左石崔吉龚程"
 )
 COMPOUND_SURNAMES = frozenset({
     "欧阳", "上官", "司马", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "令狐", "司徒", "夏侯", "长孙", "宇文",
@@ -76,9 +77,9 @@ TITLE_FOLLOWERS = ("医生", "大夫", "主任", "护士", "护师", "教授", "
 # Characters that do not occur in a Chinese place name but do in the clinical prose around one
 # (function words, body parts, symptoms, care words): an address chain never runs through them.
 NOT_IN_PLACE_NAME = frozenset(
-    "的了是在有和与及或因于为等将被把对从向到自诉述说称患者医护查治疗术药服用出现伴见示予给约余第既往史否认"
-    "体重性期度肢腹胸颈腰背眼耳鼻舌牙肤肝脾肺肾胃肠血尿便脉压温吸诊断病症痛热咳痰肿瘤癌炎住入院科室人岁男女婚"
-    "主现今昨近曾已未无不再又也都就而且但并其此该本每各"
+    "的了是在有与及或因于为等将被把对从到诉述说称患者医护查治疗术药服用出现伴见示予给约第既往史否认"
+    "体性期度肢腹胸颈腰背眼耳鼻舌肤肝脾肺肾胃肠血尿便脉压吸诊断病症痛咳痰肿瘤癌住入院室人岁男女婚主现今昨近已未不再"
+    "又也而但该每"
 )
 
 # Pinyin spellings of common surnames, for names written in Latin letters (Zhang Wei, WANG Fang).

@@ -16,8 +16,9 @@ _ADMIN_UNITS = (
     rf"{_PROVINCE}",
     rf"{_PLACE_NAME_CHAR}{{1,6}}?(?:市|州|盟|地区)",
     rf"{_PLACE_NAME_CHAR}{{1,6}}?(?:区|县|旗)",
-    rf"{_PLACE_NAME_CHAR}{{1,6}}?(?:镇|乡|街道|办事处)",
-    rf"{_PLACE_NAME_CHAR}{{1,6}}?(?:村|屯|嘎查|社区|居委会)",
+    # towns and villages have names of two characters or more (农村, 城乡 are words, not places)
+    rf"{_PLACE_NAME_CHAR}{{2,6}}?(?:镇|乡|街道|办事处)",
+    rf"{_PLACE_NAME_CHAR}{{2,6}}?(?:村|屯|嘎查|社区|居委会)",
     rf"(?:\d+|[{_CN_NUMBER}]+)(?:组|队|社)",
 )
 _STREET_UNITS = (
