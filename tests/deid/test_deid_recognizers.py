@@ -163,9 +163,14 @@ class TestAddress:
         ("女，60岁，汉族，平泉县七沟镇西井村人，主因“腹痛”入院", "平泉县七沟镇西井村"),
         ("家住兴隆县半壁山镇。因“头晕”来诊", "兴隆县半壁山镇"),
         ("现住址：青龙县木头凳镇三道河村4组，主诉“心悸”", "青龙县木头凳镇三道河村4组"),
+        ("农民，平泉县黄各庄镇人，主诉“胸闷”", "平泉县黄各庄镇"), ("重庆市渝中区人，", "重庆市渝中区"),
     ])
     def test_rural_and_home_village(self, text, address):
         assert found(text, "ADDRESS") == [address]
+
+    def test_words_for_country_and_town_are_not_addresses(self):
+        assert found("发达国家，特别是农村和边远地区发病率仍高，城乡差别明显。", "ADDRESS") == []
+        assert found("河北人，", "ADDRESS") == []  # a province alone is allowed by Safe Harbor
 
     def test_span_stops_before_the_chief_complaint(self):
         text = "现住丰南区黄各庄镇主诉反复咳嗽咳痰三年加重一周伴发热"
@@ -207,6 +212,8 @@ class TestPerson:
         ("【一般项目】温建平，男，70岁", "温建平"), ("&nbsp;患者柴雪，女，41岁", "柴雪"), ("其子孟凡宇签字同意。", "孟凡宇"),
         ("其女阎小青陪同就诊。", "阎小青"), ("家属邵立群签字同意。", "邵立群"), ("联系人：车永红，电话", "车永红"),
         ("姚国栋于2016年3月5日入院", "姚国栋"), ("魏春燕因“腹痛2天”入院", "魏春燕"),
+        ("由其子张三代诉病史", "张三"), ("患者之女赵月陪同", "赵月"), ("籍天明，男，45岁", "籍天明"),
+        ("家属（儿子）王建国签字", "王建国"), ("病人周九因“发热”入院", "周九"), ("患者阿依古丽·买买提，女，40岁", "阿依古丽·买买提"),
     ])
     def test_names_at_note_start_after_markup_and_role_words(self, text, name):
         assert found(text, "PERSON") == [name]

@@ -88,5 +88,5 @@ class AddressRecognizer(Recognizer):
             has_province = bool(re.match(_PROVINCE, value))
             if has_number and (has_province or len(_NUMBERED_UNIT.findall(value)) >= 2 or re.search("路|街|道|巷|弄", value)):
                 yield self.span(match.start(), match.end(), 0.85)
-            elif _COUNTY_OR_ABOVE.search(value) and _LOCAL.search(value):
+            elif _COUNTY_OR_ABOVE.search(value) and (_LOCAL.search(value) or len(_COUNTY_OR_ABOVE.findall(value)) >= 2):
                 yield self.span(match.start(), match.end(), 0.8)

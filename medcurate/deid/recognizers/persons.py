@@ -21,6 +21,7 @@ _COMPOUND = "|".join(sorted(COMPOUND_SURNAMES, key=len, reverse=True))
 _CANDIDATE = rf"(?:{_COMPOUND}|[{_SURNAME_CLASS}])[{CJK}]{{1,3}}"
 
 
+_TWO_CHARACTER_FOLLOWERS = tuple(word for word in NAME_FOLLOWERS if len(word) == 2 and "\u4e00" <= word[0] <= "\u9fff")
 _jieba_tables: tuple[dict, dict] | None = None
 
 
@@ -81,6 +82,8 @@ def _name_length(text: str, start: int, labelled: bool) -> int:
             continue
         if text[start:end] in NAME_LOOKALIKES:
             continue
+        if given == 2 and text.startswith(_TWO_CHARACTER_FOLLOWERS, end - 1):
+            continue  # 张三代诉: the name is 张三, 代诉 follows it
         if end == len(text) or text[end] in NAME_BOUNDARY or text.startswith(NAME_FOLLOWERS, end):
             best = surname + given
             break
@@ -184,9 +187,13 @@ class TransliteratedNameRecognizer(Recognizer):
     context = ("患者", "病人", "患儿", "姓名", "家属", "其子", "其女", "其夫", "其妻", "联系人", "陪同", "医师", "签名")
     _after = re.compile(r"[，,\s]*(?:男|女|\d{1,3}\s?岁)|签字|签名|陪同|代诉|代述|同意|因|于")
     _tail = re.compile(r"(?:签字|签名|陪同|代诉|代述|同意|因|于)")
+    _role = re.compile(r"患者|病人|患儿|家属|其子|其女|其夫|其妻|联系人|陪同人|姓名[:：]?")
 
     def candidates(self, text):
         for span in super().candidates(text):
-            tail = self._tail.search(text, span.start + 3, span.end)
+            role = self._role.match(text, span.start)
+            start = role.end() if role else span.start
+            tail = self._tail.search(text, start + 3, span.end)
             end = tail.start() if tail else span.end
-            yield self.span(span.start, end, 0.88 if self._after.match(text, end) else span.score)
+            if end - start >= 5:
+                yield self.span(start, end, 0.88 if self._after.match(text, end) or role else span.score)
