@@ -25,9 +25,11 @@ from medcurate.pipeline import (
     StepContext,
     get_source_format,
     get_step,
+    publish_checks,
 )
+from medcurate.privacy import version_privacy
 from medcurate.readers import Malformed, file_sha256, iter_records
-from medcurate.recipe import Recipe
+from medcurate.recipe import Recipe, recipe_from_dict
 from medcurate.schemas import row_kind, stable_row_id
 from medcurate.splits import assign_splits
 from medcurate.store import Version, check_counts, publish, rows_to_tables, store_path
@@ -100,8 +102,8 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
     ctx.ledger.check()
     stages.append(ctx.ledger)
 
-    if recipe.kind == "ehr":
-        _refuse_text_not_deidentified(rows)
+    for check in publish_checks(recipe.kind):
+        check(rows)
     splits, split_notes = assign_splits(rows, recipe.splits)
     if recipe.splits.stratify:
         _stratum_section(card, splits, recipe.splits.stratify)
@@ -124,11 +126,19 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
         "columns": {split: table.schema.names for split, table in tables.items()}.get("train", []),
         "stats": card.stats,
         "card_sections": [[title, body] for title, body in card.sections],
-        "privacy": _privacy(rows, card.stats.get("deid")),
+        "privacy": version_privacy(rows, card.stats.get("deid")),
     }
     version = publish(recipe.name, manifest, tables, [r.to_dict() for r in rejects], render_card,
                       artifacts=card.artifacts, store=root)
     return BuildResult(version, version.manifest)
+
+
+def build_mapping(mapping: dict[str, Any], *, origin: str, store: str | Path | None = None,
+                  progress: ProgressFactory | None = None, base_dir: Path | None = None) -> BuildResult:
+    """Check a recipe given as a mapping (what ``<feature>/recipes.py`` returns) and build it;
+    relative paths resolve against ``base_dir`` (default: the working directory)."""
+    recipe = recipe_from_dict(mapping, base_dir=base_dir or Path.cwd(), origin=origin)
+    return build(recipe, store=store, progress=progress)
 
 
 def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) -> list[Row]:
@@ -177,27 +187,6 @@ def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) 
     finally:
         bar.close()
     return rows
-
-
-def _refuse_text_not_deidentified(rows: list[Row]) -> None:
-    """The privacy gate at publish time: every string column of every EHR row must be the deid
-    step's output, unchanged by any later step (a rename or an extra column is refused)."""
-    from medcurate.ehr.steps import refuse_unless_deidentified
-
-    refuse_unless_deidentified(rows)
-
-
-def _privacy(rows: list[Row], deid_stats: dict[str, Any] | None) -> dict[str, Any]:
-    """``deidentified`` with its settings when a deid step ran and every row passes the gate (all
-    text columns covered, default threshold or below, nothing passed through, unchanged since);
-    else ``not screened``."""
-    from medcurate.deid.gate import ENGINE, gate_problem
-    from medcurate.privacy import deidentified, not_screened
-
-    if not deid_stats or any(gate_problem(row) for row in rows):
-        return not_screened()
-    return deidentified({"engine": ENGINE, "policy": deid_stats["policy"], "threshold": deid_stats["threshold"],
-                         "columns": deid_stats["columns"], "stable_pseudonyms": deid_stats["stable_pseudonyms"]})
 
 
 def _stratum_section(card: CardContributions, splits: dict[str, list[Row]], stratify: str) -> None:

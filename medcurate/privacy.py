@@ -50,6 +50,18 @@ def deidentified(settings: dict[str, Any]) -> dict[str, Any]:
     return {"status": DEIDENTIFIED, **settings}
 
 
+def version_privacy(rows: list[dict[str, Any]], deid_stats: dict[str, Any] | None) -> dict[str, Any]:
+    """A version's privacy entry: ``deidentified`` with its settings when a deid step ran and every row
+    passes the gate (all text columns covered, default threshold or below, nothing passed through,
+    unchanged since); else ``not screened``."""
+    from medcurate.deid.gate import ENGINE, gate_problem
+
+    if not deid_stats or any(gate_problem(row) for row in rows):
+        return not_screened()
+    return deidentified({"engine": ENGINE, "policy": deid_stats["policy"], "threshold": deid_stats["threshold"],
+                         "columns": deid_stats["columns"], "stable_pseudonyms": deid_stats["stable_pseudonyms"]})
+
+
 def require_safe_endpoint(url: str | None, statuses: Iterable[str], *, allow_unscreened: bool, purpose: str) -> None:
     """Refuse (before any connection) to send text that is not de-identified to a non-loopback endpoint."""
     if not url or is_loopback(url):

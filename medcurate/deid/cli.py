@@ -11,17 +11,8 @@ from pathlib import Path
 
 import click
 
-from medcurate.console import console
+from medcurate.console import VerbGroup, console
 from medcurate.errors import MedcurateError
-
-
-class _RunByDefault(click.Group):
-    """``medcurate deid INPUT …`` runs de-identification; ``medcurate deid check …`` re-scans output."""
-
-    def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
 
 
 def _parse_policy(value: str):
@@ -45,9 +36,11 @@ def _records(path: str, encoding: str | None):
                  item.reason if isinstance(item, Malformed) else None) for item in iter_records(path, fmt, encoding))
 
 
-@click.group("deid", cls=_RunByDefault)
+@click.group("deid", cls=VerbGroup, shorthand="run")
 def deid():
-    """Chinese clinical de-identification (run: `medcurate deid INPUT --field text --out ...`)."""
+    """Chinese clinical de-identification: `run` a file, `check` an output.
+
+    `medcurate deid INPUT --field text --out ...` is short for `medcurate deid run INPUT ...`."""
 
 
 def _deidentifier_from_flags(policy: str, secret_env: str, threshold: float, pseudonym_key: bytes | None = None):
