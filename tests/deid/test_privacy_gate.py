@@ -56,6 +56,9 @@ def test_real_deid_step_publishes_pseudonymised_keys_and_a_privacy_status(store)
     privacy = result.manifest["privacy"]
     assert privacy["status"] == "deidentified" and privacy["policy"] == "mask" and privacy["threshold"] == 0.5
     assert "present_illness" in privacy["columns"]["scanned"] and privacy["columns"]["pseudonymised"] == ["patient_id"]
+    for artifact in ("README.md", "manifest.json", "rejects.jsonl"):
+        written = (result.version.path / artifact).read_text(encoding="utf-8")
+        assert not [name for name in NAMES if name in written] and not [key for key in RAW_KEYS if key in written]
 
 
 def test_string_fields_is_one_column_name_never_its_characters(store):

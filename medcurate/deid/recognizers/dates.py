@@ -17,7 +17,7 @@ _TIME = (rf"(?:\s{{0,2}}[，,；;]?\s{{0,2}}{_PART_OF_DAY}[(（]?{_HOUR}\s?[:：
          rf"|\s?{_PART_OF_DAY}{_HOUR}\s?[时点](?:\s?[0-5]?\d\s?分)?(?:\s?[0-5]?\d\s?秒)?"
          # a day glued to the hour (…2.14时25分 = the 1st at 4:25 or the 14th at 25 past: either way the date-time)
          rf"|[时点][0-5]?\d分)?")
-_SEPARATED = rf"(?<![\d.\-/]){_YEAR}(?P<sep>-{{1,2}}|/{{1,2}}|\.{{1,2}}|_)\s?{_MONTH}\s?(?P=sep)\s?{_DAY}(?:\s?[日号])?{_TIME}(?![\d])"
+_SEPARATED = rf"(?<![\d.\-/]){_YEAR}\s?(?P<sep>-{{1,2}}|/{{1,2}}|\.{{1,2}}|_)\s?{_MONTH}\s?(?P=sep)\s?{_DAY}(?:\s?[日号])?{_TIME}(?![\d])"
 _CJK_FULL = rf"(?<!\d){_YEAR}\s?年\s?{_MONTH}\s?月\s?{_DAY}\s?[日号]?{_TIME}(?![\d])"
 _CJK_YEAR_MONTH = rf"(?<!\d){_YEAR}\s?年\s?{_MONTH}\s?(?:月份|月)"
 _YEAR_MONTH = rf"(?<![\d.\-/]){_YEAR}[-/]{_MONTH}(?![\d.\-/])"
