@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 from conftest import shared_path
 
 from medcurate.deid.engine import Deidentifier
@@ -28,7 +27,6 @@ def _texts() -> list[str]:
     return texts
 
 
-@pytest.mark.slow
 def test_clinical_quantities_in_real_text_are_never_masked():
     deidentifier = Deidentifier("mask")
     checked = 0
