@@ -34,11 +34,21 @@ SHAPES: dict[str, re.Pattern] = {
 }
 
 
+def _number_like(run: str) -> bool:
+    """Phone, identity and record numbers come in groups of three or more digits (138 1234 5678);
+    lab names with numbers (CA19-9 6119) do not."""
+    groups = re.split(r"[\s-]", run)
+    return all(len(group) >= 3 for group in groups[:-1])
+
+
 def leftover_types(text: str) -> list[str]:
     """The identifier types whose shapes still occur in ``text`` (already masked tags ignored)."""
     cleaned = _PSEUDONYM.sub(" ", _TAG.sub(" ", text))
     found = []
     for name, shape in SHAPES.items():
-        if shape.search(cleaned):
+        if name == "DIGITS":
+            if any(_number_like(match.group()) for match in shape.finditer(cleaned)):
+                found.append(name)
+        elif shape.search(cleaned):
             found.append(name)
     return found
