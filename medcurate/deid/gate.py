@@ -85,6 +85,40 @@ def gate_problem(row: dict[str, Any], fields: Iterable[str] | None = None) -> Ga
     return None
 
 
+_RESCANNERS: dict[tuple[float, tuple[str, ...]], Any] = {}
+
+
+def leftover_identifier(row: dict[str, Any]) -> GateProblem | None:
+    """The publish-time scan: every text column of a row that passed the gate is scanned again, as
+    de-identification is idempotent (masked output holds nothing the recognizers would take). Types
+    replaced by surrogates are skipped (a surrogate looks like the real thing by design)."""
+    from medcurate.deid.engine import IDENTIFIER_TYPES, Deidentifier, Policy
+
+    stamp = row.get("deid") or {}
+    threshold = float(stamp.get("threshold", DEFAULT_THRESHOLD))
+    policy = str(stamp.get("policy") or "mask")
+    default, _, per_type = policy.partition(";")
+    surrogate_types = {item.split("=")[0] for item in per_type.split(",") if item.endswith("=surrogate")}
+    if default == "surrogate":
+        surrogate_types = set(IDENTIFIER_TYPES) - {item.split("=")[0] for item in per_type.split(",") if "=" in item
+                                                   and not item.endswith("=surrogate")}
+    types = tuple(name for name in IDENTIFIER_TYPES if name not in surrogate_types)
+    if not types:
+        return None
+    key = (threshold, types)
+    if key not in _RESCANNERS:
+        _RESCANNERS[key] = Deidentifier(Policy(), threshold=threshold, types=types)
+    scanner = _RESCANNERS[key]
+    for name in text_columns(row):
+        if name in (stamp.get("pseudonymised") or []):
+            continue
+        spans = scanner.scan(row[name])
+        if spans:
+            return GateProblem(f"not de-identified: column {name} still holds a {spans[0].type} after the deid step",
+                               "steps.deid")
+    return None
+
+
 def require_deidentified(row: dict[str, Any], fields: Iterable[str] | None = None) -> str | None:
     """None when the row passes the gate; else the reason."""
     problem = gate_problem(row, fields)

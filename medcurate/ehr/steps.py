@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from medcurate.card import markdown_table
-from medcurate.deid.gate import gate_problem, mark_deidentified
+from medcurate.deid.gate import gate_problem, leftover_identifier, mark_deidentified
 from medcurate.ehr.records import labelled_input, normalise_diagnosis
 from medcurate.errors import MedcurateError
 from medcurate.pipeline import Row, StepContext, register_publish_check, register_step
@@ -28,11 +28,12 @@ from medcurate.schemas import EHR_SECTIONS
 PUBLISHED_TEXT_FIELDS = ("input", "diagnosis", *EHR_SECTIONS)
 
 
-def refuse_unless_deidentified(rows: list[Row], fields: Iterable[str] | None = None) -> None:
+def refuse_unless_deidentified(rows: list[Row], fields: Iterable[str] | None = None, *, rescan: bool = False) -> None:
     """Raise (the build refuses) when any row's text did not pass the deid step unchanged; ``fields``
-    None (the default) checks every text column the row carries."""
+    None (the default) checks every text column the row carries; ``rescan`` scans them all again."""
     fields = tuple(fields) if fields is not None else None
-    failures = [(row, problem) for row in rows if (problem := gate_problem(row, fields))]
+    failures = [(row, problem) for row in rows
+                if (problem := gate_problem(row, fields) or (leftover_identifier(row) if rescan else None))]
     if failures:
         row, problem = failures[0]
         source = row.get("source") or {}
@@ -45,8 +46,9 @@ def refuse_unless_deidentified(rows: list[Row], fields: Iterable[str] | None = N
 @register_publish_check("ehr")
 def refuse_text_not_deidentified(rows: list[Row]) -> None:
     """The privacy gate at publish time: every string column of every EHR row must be the deid
-    step's output, unchanged by any later step (a rename or an extra column is refused)."""
-    refuse_unless_deidentified(rows)
+    step's output, unchanged by any later step (a rename or an extra column is refused), and hold
+    nothing the recognizers would still take."""
+    refuse_unless_deidentified(rows, rescan=True)
 
 
 @register_step("ehr_pairs", reads=(*EHR_SECTIONS, "diagnosis_raw", "department", "deid"),

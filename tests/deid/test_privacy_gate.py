@@ -198,3 +198,18 @@ def test_mapping_that_names_a_missing_column_is_one_line_error(store):
                                "steps": ["deid", "ehr_pairs"]}, base_dir=REPO)
     with pytest.raises(MedcurateError, match=r"options\.fields\.diagnosis.*'出院诊断X'"):
         build(recipe, store=store)
+
+
+def test_a_stamp_over_raw_text_is_caught_by_the_publish_time_scan(store):
+    from medcurate.deid.gate import mark_deidentified, text_columns
+
+    if "stamp_without_masking_for_tests" not in steps():
+        @register_step("stamp_without_masking_for_tests")
+        def stamp(rows, ctx):
+            for row in rows:
+                row["patient_id"] = "pt-0000000000000000"
+                mark_deidentified(row, text_columns(row), "mask", pseudonymised=["patient_id"])
+            return rows
+    with pytest.raises(MedcurateError, match=r"still holds a (PERSON|DATE)") as raised:
+        build(ehr_recipe(["stamp_without_masking_for_tests", "ehr_pairs"]), store=store)
+    assert not [name for name in NAMES if name in str(raised.value)]
