@@ -80,9 +80,10 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
     items = load_prompts(prompts, store, split, limit)
     from medcurate.privacy import require_safe_endpoint
 
-    require_safe_endpoint(base_url, [item["prompt_source"]["privacy"] for item in items],
-                          allow_unscreened=allow_unscreened, purpose=prompts)
-    generate = openai_generator(settings, os.environ.get(api_key_env)) if base_url else local_generator(settings)
+    statuses = [item["prompt_source"]["privacy"] for item in items]
+    require_safe_endpoint(base_url, statuses, allow_unscreened=allow_unscreened, purpose=prompts)
+    generate = (openai_generator(settings, os.environ.get(api_key_env), privacy=statuses,
+                                 allow_unscreened=allow_unscreened) if base_url else local_generator(settings))
     sampled = list(make_items(items, generate, settings, near_duplicate))
     written = write_items(Path(out), sampled)
     flagged = sum(len(item["near_duplicates"]) for item in sampled)
@@ -117,9 +118,10 @@ def push_command(candidates, kind, annotators, overlap, title, project_id, seed,
         from medcurate.annotate.judge import candidate_privacy, openai_judge
         from medcurate.privacy import require_safe_endpoint
 
-        require_safe_endpoint(judge_url, candidate_privacy(Path(candidates)), allow_unscreened=allow_unscreened,
-                              purpose=Path(candidates).name)
-        judge = openai_judge(judge_url, judge_model or "judge", os.environ.get(judge_key_env))
+        statuses = candidate_privacy(Path(candidates))
+        require_safe_endpoint(judge_url, statuses, allow_unscreened=allow_unscreened, purpose=Path(candidates).name)
+        judge = openai_judge(judge_url, judge_model or "judge", os.environ.get(judge_key_env), privacy=statuses,
+                             allow_unscreened=allow_unscreened)
     result = push(_server(url, token), workdir=Path(workdir), candidates=Path(candidates), kind=kind,
                   annotators=annotators.split(","), overlap=overlap, title=title, seed=seed, project_id=project_id,
                   judge=judge, judge_name=f"judge:{judge_model}" if judge_url else None,

@@ -97,7 +97,13 @@ def candidate_privacy(candidates: Path) -> list[str]:
     return statuses or [NOT_SCREENED]
 
 
-def openai_judge(base_url: str, model: str, api_key: str | None) -> Callable[[str, dict[str, Any]], dict[str, Any] | None]:
+def openai_judge(base_url: str, model: str, api_key: str | None, *, privacy: list[str] | None = None,
+                 allow_unscreened: bool = False) -> Callable[[str, dict[str, Any]], dict[str, Any] | None]:
+    """A judge at an OpenAI-compatible endpoint; ``privacy`` holds the statuses of the versions whose
+    text it will see (unknown counts as not screened, refused off this machine before any connection)."""
+    from medcurate.privacy import NOT_SCREENED, require_safe_endpoint
+
+    require_safe_endpoint(base_url, privacy or [NOT_SCREENED], allow_unscreened=allow_unscreened, purpose="judge")
     import openai
 
     client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=3, timeout=120)

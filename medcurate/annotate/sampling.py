@@ -119,10 +119,17 @@ def make_items(prompts: list[dict[str, Any]], generate: Callable[[list[dict[str,
                "sampling": settings.to_dict()}
 
 
-def openai_generator(settings: SamplingSettings, api_key: str | None) -> Callable[[list[dict[str, str]], int], list[str]]:
+def openai_generator(settings: SamplingSettings, api_key: str | None, *, privacy: Iterable[str] = ("not screened",),
+                     allow_unscreened: bool = False) -> Callable[[list[dict[str, str]], int], list[str]]:
     """k chat completions per prompt from an OpenAI-compatible endpoint (one request each,
-    since not every server honours ``n``); seeds differ per sample so answers differ."""
+    since not every server honours ``n``); seeds differ per sample so answers differ. ``privacy``:
+    the statuses of the versions whose text is sent (medcurate/privacy.py refuses unscreened text
+    to an endpoint off this machine before any connection)."""
     import openai
+
+    from medcurate.privacy import require_safe_endpoint
+
+    require_safe_endpoint(settings.base_url, privacy, allow_unscreened=allow_unscreened, purpose="annotate sample")
 
     client = openai.OpenAI(base_url=settings.base_url, api_key=api_key or "not-needed", max_retries=3, timeout=120)
 

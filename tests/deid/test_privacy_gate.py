@@ -213,3 +213,16 @@ def test_a_stamp_over_raw_text_is_caught_by_the_publish_time_scan(store):
     with pytest.raises(MedcurateError, match=r"still holds a (PERSON|DATE)") as raised:
         build(ehr_recipe(["stamp_without_masking_for_tests", "ehr_pairs"]), store=store)
     assert not [name for name in NAMES if name in str(raised.value)]
+
+
+def test_the_library_functions_refuse_too():
+    from medcurate.annotate.judge import openai_judge
+    from medcurate.annotate.sampling import SamplingSettings, openai_generator
+
+    remote = SamplingSettings(backend="openai", model="m", base_url="http://0.0.0.0:9/v1")
+    with pytest.raises(MedcurateError, match=re.escape(ALLOW_FLAG)):
+        openai_generator(remote, None)
+    with pytest.raises(MedcurateError, match=re.escape(ALLOW_FLAG)):
+        openai_judge("http://0.0.0.0:9/v1", "m", None)
+    assert openai_judge("http://0.0.0.0:9/v1", "m", None, privacy=["deidentified"])
+    assert openai_generator(remote, None, privacy=["not screened"], allow_unscreened=True)
