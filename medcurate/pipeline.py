@@ -31,6 +31,8 @@ PLUGIN_MODULES = (
     "medcurate.cmedins.steps",
     "medcurate.mixing.steps",
     "medcurate.annotate.steps",
+    "medcurate.llm.documents",
+    "medcurate.llm.steps",
 )
 
 Row = dict[str, Any]

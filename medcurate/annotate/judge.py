@@ -84,17 +84,26 @@ def parse_verdict(kind: str, unit: dict[str, Any], reply: str) -> dict[str, Any]
 
 
 def openai_judge(base_url: str, model: str, api_key: str | None) -> Callable[[str, dict[str, Any]], dict[str, Any] | None]:
-    import openai
+    """The judge through medcurate's LLM engine: an unusable verdict is asked again, then gives
+    no prediction; an endpoint that keeps failing stops the push with the reason."""
+    from medcurate.llm.engine import BadResponse, ChatRequest, EndpointSettings, LLMEngine
 
-    client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=3, timeout=120)
+    engine = LLMEngine(EndpointSettings(base_url=base_url, model=model, api_key=api_key, concurrency=1,
+                                        timeout=120, attempts=3))
 
     def judge(kind: str, unit: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            response = client.chat.completions.create(
-                model=model, temperature=0.0,
-                messages=[{"role": "user", "content": judge_prompt(kind, unit)}])
-        except openai.APIError as exc:
-            raise MedcurateError(f"judge endpoint {base_url} failed: {type(exc).__name__}") from None
-        return parse_verdict(kind, unit, response.choices[0].message.content or "")
+        def parse(reply: str) -> dict[str, Any]:
+            verdict = parse_verdict(kind, unit, reply)
+            if verdict is None:
+                raise BadResponse("unusable verdict")
+            return verdict
+
+        result = engine.complete(ChatRequest([{"role": "user", "content": judge_prompt(kind, unit)}],
+                                             {"temperature": 0.0}), parse)
+        if result.ok:
+            return result.value
+        if result.error == "unusable verdict":
+            return None
+        raise MedcurateError(f"judge endpoint {base_url} failed: {result.error}")
 
     return judge
