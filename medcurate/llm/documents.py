@@ -110,7 +110,8 @@ def _label_blocks(text: str) -> Iterator[list[tuple[int, str]]]:
 def _label_sections_from_json(record: Any) -> tuple[str, list[tuple[str, str]]]:
     if not isinstance(record, dict):
         raise ValueError("a drug label must be a JSON object")
-    raw = record.get("sections") if isinstance(record.get("sections"), dict) else {
+    nested = record.get("sections")
+    raw: dict[str, Any] = nested if isinstance(nested, dict) else {
         key: value for key, value in record.items() if key not in ("id", "name", "title")}
     sections = [(section_name(key), value.strip()) for key, value in raw.items()
                 if isinstance(value, str) and value.strip()]
@@ -167,18 +168,18 @@ def read_drug_labels(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
                 records.append((number, None))
     for index, (number, record) in enumerate(records, start=1):
         try:
-            title, sections = _label_sections_from_json(record)
+            title, named = _label_sections_from_json(record)
         except ValueError as exc:
             ctx.ledger.rows_in += 1
             ctx.reject({"source": _location(spec, display, number)}, f"invalid drug label: {exc}")
             continue
         document_id = f"{spec.name}:{record.get('id') or index}"
-        if not sections:
+        if not named:
             ctx.ledger.rows_in += 1
             ctx.reject({"source": _location(spec, display, number)}, "no section found", "sections")
             continue
         yield from _chunk_rows(spec, ctx, display, document_id, "drug_label", title,
-                               ((f"{document_id}:{name}", name, number, body) for name, body in sections))
+                               ((f"{document_id}:{name}", name, number, body) for name, body in named))
 
 
 # ---------------------------------------------------------------- guidelines

@@ -253,7 +253,7 @@ class LLMEngine:
         parsers = list(parse) if isinstance(parse, Sequence) else [parse] * len(requests)
         if len(parsers) != len(requests):
             raise ValueError("one parser per request")
-        jobs = list(zip(requests, parsers))
+        jobs = list(zip(requests, parsers, strict=True))
         if self.settings.concurrency == 1 or len(jobs) <= 1:
             return [self.complete(request, parser) for request, parser in jobs]
         with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="medcurate-llm") as pool:
@@ -292,8 +292,8 @@ class LLMEngine:
             try:
                 with self._lock:
                     self.stats.live_calls += 1
-                response = self._client.chat.completions.create(model=self.settings.model, messages=messages,
-                                                                **params)
+                response = self._client.chat.completions.create(
+                    model=self.settings.model, messages=messages, **params)  # type: ignore[arg-type]
             except openai.APITimeoutError:
                 reason = "timeout"
             except openai.APIStatusError as exc:

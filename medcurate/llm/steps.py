@@ -141,7 +141,7 @@ def llm_clean(rows: list[Row], ctx: StepContext, endpoint: dict[str, Any] | None
     results = step.engine.complete_many(requests, parse)
     kept: list[Row] = []
     decisions: Counter = Counter()
-    for row, result in zip(rows, results):
+    for row, result in zip(rows, results, strict=True):
         if not result.ok:
             _reject_failed(ctx, row, result.error)
             continue
@@ -202,7 +202,7 @@ def llm_qa_from_document(rows: list[Row], ctx: StepContext, endpoint: dict[str, 
     requests = [step.request({"n": per_chunk, "title": row.get("title") or "", "section": row.get("section") or "",
                               "text": row["text"]}) for row in selected]
     made: list[Row] = []
-    for row, result in zip(selected, step.engine.complete_many(requests, parse)):
+    for row, result in zip(selected, step.engine.complete_many(requests, parse), strict=True):
         if not result.ok:
             _reject_failed(ctx, row, result.error)
             continue
@@ -238,7 +238,7 @@ def llm_consultation(rows: list[Row], ctx: StepContext, endpoint: dict[str, Any]
     requests = [step.request({"chief_complaint": row[field].strip(), "turns": turns,
                               "department": row.get("department") or ""}) for row in usable]
     made = []
-    for row, result in zip(usable, step.engine.complete_many(requests, parse_dialogue)):
+    for row, result in zip(usable, step.engine.complete_many(requests, parse_dialogue), strict=True):
         if not result.ok:
             _reject_failed(ctx, row, result.error)
             continue
@@ -346,7 +346,7 @@ def llm_distractors(rows: list[Row], ctx: StepContext, endpoint: dict[str, Any] 
     discarded: Counter = Counter()
     parsers = [_distractor_parser(row[answer_field].strip(), needed, discarded) for row in usable]
     made = []
-    for row, result in zip(usable, step.engine.complete_many(requests, parsers)):
+    for row, result in zip(usable, step.engine.complete_many(requests, parsers), strict=True):
         if not result.ok:
             _reject_failed(ctx, row, result.error)
             continue
