@@ -85,8 +85,11 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
 
 
 @annotate.command("push")
-@click.option("--candidates", required=True, type=click.Path(dir_okay=False), help="JSONL from `annotate sample`.")
-@click.option("--kind", type=click.Choice(["pairwise", "ranking", "binary"]), default="pairwise", show_default=True)
+@click.option("--candidates", default=None, type=click.Path(dir_okay=False), help="JSONL from `annotate sample`.")
+@click.option("--rows", "rows_ref", default=None,
+              help="Review: generated rows of a published version, NAME@VERSION (instead of --candidates).")
+@click.option("--kind", type=click.Choice(["pairwise", "ranking", "binary", "review"]), default="pairwise",
+              show_default=True, help="review: physicians accept / edit / reject each generated answer.")
 @click.option("--annotators", required=True, help="Comma-separated annotator e-mails (their Label Studio accounts).")
 @click.option("--overlap", default=2, show_default=True, type=int, help="Annotators per item (at least 2).")
 @click.option("--title", default=None)
@@ -98,11 +101,23 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
 @click.option("--judge-key-env", default="OPENAI_API_KEY", show_default=True)
 @workdir_option
 @server_options
-def push_command(candidates, kind, annotators, overlap, title, project_id, seed, keep_near_duplicates, judge_url,
-                 judge_model, judge_key_env, workdir, url, token):
+@store_option
+def push_command(candidates, rows_ref, kind, annotators, overlap, title, project_id, seed, keep_near_duplicates,
+                 judge_url, judge_model, judge_key_env, workdir, url, token, store):
     """Create a Label Studio project from CANDIDATES with cross-annotation assigned by medcurate."""
     from medcurate.annotate.project import push
+    from medcurate.errors import MedcurateError
 
+    if (candidates is None) == (rows_ref is None):
+        raise MedcurateError("give exactly one of --candidates and --rows")
+    if rows_ref is not None:
+        if kind != "review":
+            raise MedcurateError("--rows is for --kind review (other kinds compare sampled answers: --candidates)")
+        from medcurate.annotate.review import review_items, write_review_candidates
+
+        candidates = str(write_review_candidates(Path(workdir), review_items(rows_ref, store)))
+    if kind == "review" and judge_url:
+        raise MedcurateError("the LLM judge pre-annotates preference kinds, not review")
     judge = None
     if judge_url:
         from medcurate.annotate.judge import openai_judge
@@ -160,6 +175,9 @@ def resolve_command(min_votes, workdir, url, token):
 
 @annotate.command("export")
 @click.option("--name", required=True, help="Dataset name for the preference version.")
+@click.option("--as", "output", type=click.Choice(["instruction", "preference"]), default=None,
+              help="Review projects: accepted + edited rows as an instruction version (default) or "
+                   "accepted-vs-rejected preference pairs. Other kinds always give preference pairs.")
 @click.option("--validation", default=0.0, show_default=True, type=float)
 @click.option("--test", default=0.0, show_default=True, type=float)
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -167,14 +185,25 @@ def resolve_command(min_votes, workdir, url, token):
 @click.option("--min-votes", default=2, show_default=True, type=int)
 @workdir_option
 @store_option
-def export_command(name, validation, test, seed, prompt_format, min_votes, workdir, store):
-    """Publish a `preference` dataset version (DPO / reward-model pairs) from a pulled project."""
+def export_command(name, output, validation, test, seed, prompt_format, min_votes, workdir, store):
+    """Publish a `preference` dataset version (DPO / reward-model pairs) from a pulled project, or
+    for a review project an instruction version (or preference pairs with --as preference)."""
+    from medcurate.annotate.project import load_state
     from medcurate.annotate.steps import export_recipe
     from medcurate.build import build
+    from medcurate.errors import MedcurateError
     from medcurate.recipe import recipe_from_dict
 
-    recipe = recipe_from_dict(export_recipe(Path(workdir), name, validation=validation, test=test, seed=seed,
-                                            prompt_format=prompt_format, min_votes=min_votes),
-                              base_dir=Path.cwd(), origin="medcurate annotate export")
+    if load_state(Path(workdir))["kind"] == "review":
+        from medcurate.annotate.review import review_export_recipe
+
+        data = review_export_recipe(Path(workdir), name, output or "instruction", validation=validation, test=test,
+                                    seed=seed, prompt_format=prompt_format, min_votes=min_votes)
+    elif output == "instruction":
+        raise MedcurateError("--as instruction is for review projects (push --kind review)")
+    else:
+        data = export_recipe(Path(workdir), name, validation=validation, test=test, seed=seed,
+                             prompt_format=prompt_format, min_votes=min_votes)
+    recipe = recipe_from_dict(data, base_dir=Path.cwd(), origin="medcurate annotate export")
     result = build(recipe, store=store, progress=RichProgress)
     print_build_summary(result.manifest, str(result.version.path))
