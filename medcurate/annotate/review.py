@@ -188,7 +188,7 @@ def review_preference_pairs(rows: list[Row], ctx: StepContext, prompt_format: st
     for group in by_prompt.values():
         good = [r for r in group if r["decision"] in ("accept", "edit")]
         bad = [r for r in group if r["decision"] == "reject"]
-        used = set()
+        used: set[str] = set()
         for chosen, refused in itertools.product(good, bad):
             made.append(_pair(chosen, refused["candidate"], refused, "accept_vs_reject"))
             used.update((chosen["unit_id"], refused["unit_id"]))
