@@ -4,8 +4,8 @@ adjudication as the preference projects (the project kind ``review``, judgement 
 
 * ``review_items`` turns a published version into review candidates (one per row; the row rides
   along so the export can rebuild it) — or ``annotate sample`` output is reviewed as it is.
-* Source format ``label_studio_review`` (path: the work folder) yields one row per reviewed unit
-  with its resolved decision, the edited answer and the reason.
+* Source format ``label_studio_review`` (``review_sources.py``; path: the work folder) yields one
+  row per reviewed unit with its resolved decision, the edited answer and the reasons.
 * Step ``review_instructions``: accepted and edited rows -> an instruction (or multiple-choice)
   version; an edited row keeps the generated answer under ``review.original_answer``; rejected
   rows are dropped as ``review_rejected``.
@@ -19,30 +19,16 @@ text``). Undecided units are dropped as ``unresolved`` / ``not_annotated``.
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from medcurate.annotate.project import (
-    ANNOTATIONS_FILE,
-    DECISIONS_FILE,
-    STATE_FILE,
-    agreement_report,
-    load_state,
-    read_candidates,
-    read_jsonl_latest,
-    resolve_unit,
-    votes_by_unit,
-)
 from medcurate.annotate.sampling import as_messages, prompt_of, write_items
 from medcurate.annotate.steps import _as_text, _has_history
-from medcurate.card import markdown_table
 from medcurate.errors import MedcurateError
-from medcurate.pipeline import Row, SourceSpec, StepContext, register_source_reader, register_step
+from medcurate.pipeline import Row, StepContext, register_step
 
 REVIEW_CANDIDATES_FILE = "review_candidates.jsonl"
 
@@ -83,51 +69,7 @@ def write_review_candidates(workdir: Path, items: list[dict[str, Any]]) -> Path:
     return path
 
 
-# ---------------------------------------------------------------- export
-
-@register_source_reader("label_studio_review",
-                        doc="Reviewed units of a `medcurate annotate push --kind review` work folder (path: the "
-                            "folder): decision (accept / edit / reject) resolved by consensus or expert, edits, reasons.")
-def read_review_project(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    workdir = ctx.resolve_path(spec.path)
-    state = load_state(workdir)
-    if state["kind"] != "review":
-        raise MedcurateError(f"project kind is {state['kind']}, not review", file=str(workdir / STATE_FILE))
-    annotations = read_jsonl_latest(workdir / ANNOTATIONS_FILE, key=lambda r: r["annotation_id"])
-    decisions = read_jsonl_latest(workdir / DECISIONS_FILE, key=lambda r: (r["unit_id"], r["key"]))
-    min_votes = int(spec.options.get("min_votes", 2))
-    candidates_file = Path(state["candidates_file"])
-    items = {str(item["item_id"]): item for item in read_candidates(candidates_file)}
-    digest = hashlib.sha256()
-    for path in (workdir / STATE_FILE, workdir / ANNOTATIONS_FILE, workdir / DECISIONS_FILE, candidates_file):
-        if path.exists():
-            digest.update(path.read_bytes())
-    spec.sha256 = digest.hexdigest()
-    report = agreement_report(state, annotations)
-    ctx.card.stats["review"] = {key: report[key] for key in ("units", "units_complete", "annotations", "annotators",
-                                                              "agreement")}
-    ctx.card.add_section("Physician review agreement", markdown_table(
-        ["criterion", "items", "raw agreement", "Cohen's kappa", "Fleiss' kappa", "Krippendorff's alpha"],
-        [[name, s["items"], s["raw_agreement"], s["cohen_kappa"], s["fleiss_kappa"], s["krippendorff_alpha"]]
-         for name, s in report["agreement"].items()]))
-    by_unit = votes_by_unit(annotations.values())
-    decided: dict[str, dict[str, str]] = defaultdict(dict)
-    for (unit_id, key), record in decisions.items():
-        decided[unit_id][key] = record["value"]
-    for line, (unit_id, unit) in enumerate(state["units"].items(), start=1):
-        ctx.ledger.rows_in += 1
-        records = sorted(by_unit.get(unit_id, []), key=lambda r: r["annotator"])
-        resolved = resolve_unit("review", unit, records, decided.get(unit_id, {}), min_votes)["decision"]
-        editors = [r for r in records if r["judgements"].get("decision") == "edit" and r["judgements"].get("edited")]
-        reasons = sorted({r["judgements"]["reason"] for r in records if r["judgements"].get("reason")})
-        yield {"unit_id": unit_id, "prompt_id": unit["item_id"], "prompt": unit["prompt"],
-               "candidate_id": unit["candidate"]["id"], "candidate": unit["candidate"]["text"],
-               "decision": resolved.value, "status": resolved.status, "agreement": resolved.agreement,
-               "edited": editors[0]["judgements"]["edited"] if editors else None, "reasons": reasons,
-               "annotators": sorted({r["annotator"] for r in records}),
-               "original": (items.get(str(unit["item_id"])) or {}).get("row"),
-               "source": {"name": spec.name, "file": ANNOTATIONS_FILE, "line": line, "sha256": spec.sha256}}
-
+# ---------------------------------------------------------------- export steps
 
 def _undecided(row: Row, ctx: StepContext) -> bool:
     if row["decision"] is None:
@@ -219,20 +161,3 @@ def _pair(chosen: Row, rejected_text: str, rejected: Row, pair_kind: str) -> Row
             "reasons": json.dumps(rejected["reasons"], ensure_ascii=False),
             "annotators": sorted(set(chosen["annotators"]) | set(rejected["annotators"])),
             "source": dict(chosen["source"])}
-
-
-def review_export_recipe(workdir: Path, name: str, output: str, *, validation: float = 0.0, test: float = 0.0,
-                         seed: int = 0, prompt_format: str = "auto", min_votes: int = 2) -> dict[str, Any]:
-    """The recipe ``medcurate annotate export`` runs for a review project: an instruction version,
-    or preference pairs (grouped by prompt so one prompt's answers never straddle splits)."""
-    source = {"name": "review", "path": str(workdir.resolve()), "format": "label_studio_review",
-              "options": {"min_votes": min_votes}}
-    if output == "instruction":
-        return {"name": name, "kind": "instruction",
-                "description": "Generated rows accepted or edited by physicians (cross-reviewed, adjudicated)",
-                "sources": [source], "steps": ["review_instructions"],
-                "splits": {"seed": seed, "validation": validation, "test": test}}
-    return {"name": name, "kind": "preference",
-            "description": "Physician-reviewed answers: accepted or edited vs rejected, edits vs the generated answer",
-            "sources": [source], "steps": [{"review_preference_pairs": {"prompt_format": prompt_format}}],
-            "splits": {"seed": seed, "validation": validation, "test": test, "group": "prompt_id"}}

@@ -10,9 +10,9 @@ import json
 import pytest
 
 from medcurate.annotate.configs import build_result, parse_result
-from medcurate.annotate.project import pull, push
-from medcurate.annotate.review import review_export_recipe
+from medcurate.annotate.recipes import review_export_recipe
 from medcurate.annotate.server import LabelStudioServer, RetryPolicy
+from medcurate.annotate.workflows import pull, push
 from medcurate.build import build
 from medcurate.recipe import load_recipe, recipe_from_dict
 from medcurate.store import load_rows

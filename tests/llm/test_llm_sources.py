@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from medcurate.llm.documents import guideline_chunks, parse_label_text, split_long
+from medcurate.llm.sources import guideline_chunks, parse_label_text, split_long
 from medcurate.pipeline import CardContributions, SourceSpec, StepContext, get_source_format
 
 DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
