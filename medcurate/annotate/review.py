@@ -13,9 +13,10 @@ adjudication as the preference projects (the project kind ``review``, judgement 
   prompt (``accept_vs_reject``), and each physician edit vs the generated answer it replaced
   (``edit_vs_original``): MedGo's DPO data.
 
-The edited text of a unit is the edit of the first annotator (by pseudonym) who chose *edit*; a
-unit whose resolved decision is *edit* but which nobody edited is rejected (``edit without edited
-text``). Undecided units are dropped as ``unresolved`` / ``not_annotated``.
+The edited text of a unit is the expert's when the expert decided it, else the edit of the first
+annotator (by pseudonym) who chose *edit*; a unit whose resolved decision is *edit* but which
+nobody edited is rejected (``edit without edited text``). Undecided units are dropped as
+``unresolved`` / ``not_annotated``.
 """
 from __future__ import annotations
 

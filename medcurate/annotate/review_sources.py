@@ -45,18 +45,24 @@ def read_review_project(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
          for name, s in report["agreement"].items()]))
     by_unit = votes_by_unit(annotations.values())
     decided: dict[str, dict[str, str]] = defaultdict(dict)
+    expert_texts: dict[str, dict[str, str]] = {}
     for (unit_id, key), record in decisions.items():
         decided[unit_id][key] = record["value"]
+        expert_texts[unit_id] = record.get("texts") or {}
     for line, (unit_id, unit) in enumerate(state["units"].items(), start=1):
         ctx.ledger.rows_in += 1
         records = sorted(by_unit.get(unit_id, []), key=lambda r: r["annotator"])
         resolved = resolve_unit("review", unit, records, decided.get(unit_id, {}), min_votes)["decision"]
-        editors = [r for r in records if r["judgements"].get("decision") == "edit" and r["judgements"].get("edited")]
-        reasons = sorted({r["judgements"]["reason"] for r in records if r["judgements"].get("reason")})
+        expert = expert_texts.get(unit_id, {}) if resolved.status == "adjudicated" else {}
+        editors = [r["judgements"]["edited"] for r in records
+                   if r["judgements"].get("decision") == "edit" and r["judgements"].get("edited")]
+        edited = expert.get("edited") or (editors[0] if editors else None)
+        reasons = sorted({r["judgements"]["reason"] for r in records if r["judgements"].get("reason")}
+                         | ({expert["reason"]} if expert.get("reason") else set()))
         yield {"unit_id": unit_id, "prompt_id": unit["item_id"], "prompt": unit["prompt"],
                "candidate_id": unit["candidate"]["id"], "candidate": unit["candidate"]["text"],
                "decision": resolved.value, "status": resolved.status, "agreement": resolved.agreement,
-               "edited": editors[0]["judgements"]["edited"] if editors else None, "reasons": reasons,
+               "edited": edited, "reasons": reasons,
                "annotators": sorted({r["annotator"] for r in records}),
                "original": (items.get(str(unit["item_id"])) or {}).get("row"),
                "source": {"name": spec.name, "file": ANNOTATIONS_FILE, "line": line, "sha256": spec.sha256}}

@@ -72,6 +72,7 @@ def test_reviewed_mcq_rows_become_an_instruction_version_and_pairs(server, tmp_p
     task = server.sdk.tasks.get(id=str(tasks[f"{penicillin['id']}:c0"]))
     assert task.data["answer"] == penicillin["answer"] and "A. " in task.data["prompt"]
     edited = hypertension["answer"] + "（非同日3次测量）"
+    expert_edit = metformin["answer"] + "（无禁忌时）"
     plan = {
         penicillin["id"]: ({"decision": "accept"}, {"decision": "accept"}),
         hypertension["id"]: ({"decision": "edit", "edited": edited, "reason": "补充测量条件"},
@@ -85,7 +86,8 @@ def test_reviewed_mcq_rows_become_an_instruction_version_and_pairs(server, tmp_p
     assert pulled.queued == 1 and pulled.report["agreement"]["decision"]["items"] == 3
     expert_tasks = tasks_by_unit(server, pulled.expert_project_id)
     assert set(expert_tasks) == {f"{metformin['id']}:c0"}
-    review(server, expert_tasks[f"{metformin['id']}:c0"], EXPERT, {"decision": "reject", "reason": "干扰项过于明显"})
+    review(server, expert_tasks[f"{metformin['id']}:c0"], EXPERT,
+           {"decision": "edit", "edited": expert_edit, "reason": "补充适用条件"})
     resolved = run_medcurate("annotate", "resolve", "--workdir", str(workdir), "--url", url, "--token",
                              ADMIN_TOKEN)
     assert resolved.returncode == 0, resolved.stderr
@@ -95,19 +97,24 @@ def test_reviewed_mcq_rows_become_an_instruction_version_and_pairs(server, tmp_p
     assert exported.returncode == 0, exported.stderr
     version = resolve_version(exported.stdout.strip(), store)
     out = {row["question"]: row for row in load_rows(version, store=store)["train"]}
-    assert set(out) == {penicillin["question"], hypertension["question"]}
+    assert set(out) == {penicillin["question"], hypertension["question"], metformin["question"]}
     assert out[penicillin["question"]]["options"] == penicillin["options"]
     assert out[penicillin["question"]]["answer"] == penicillin["answer"]
+    assert out[penicillin["question"]]["review"]["status"] == "consensus"
     assert out[hypertension["question"]]["answer"] == edited
     assert out[hypertension["question"]]["review"]["original_answer"] == hypertension["answer"]
-    assert version.manifest["counts"]["filtered"] == {"review_rejected": 1}
+    adjudicated = out[metformin["question"]]
+    assert adjudicated["answer"] == expert_edit and adjudicated["review"]["status"] == "adjudicated"
+    assert adjudicated["review"]["reasons"] == ["干扰项过于明显", "补充适用条件"]
+    assert version.manifest["counts"]["rows_written"] == 3
 
     pairs = run_medcurate("annotate", "export", "--workdir", str(workdir), "--name", "mcq-pairs", "--as",
                           "preference", "--store", str(store))
     assert pairs.returncode == 0, pairs.stderr
     pair_rows = load_rows(resolve_version(pairs.stdout.strip(), store), store=store)["train"]
-    assert [(r["pair_kind"], r["chosen"], r["rejected"]) for r in pair_rows] == [
-        ("edit_vs_original", edited, hypertension["answer"])]
+    assert sorted((r["pair_kind"], r["chosen"], r["rejected"]) for r in pair_rows) == sorted([
+        ("edit_vs_original", edited, hypertension["answer"]),
+        ("edit_vs_original", expert_edit, metformin["answer"])])
 
 
 def test_sampled_answers_reviewed_into_accepted_vs_rejected_pairs(server, tmp_path):
@@ -140,6 +147,7 @@ def test_sampled_answers_reviewed_into_accepted_vs_rejected_pairs(server, tmp_pa
     instructions = build(recipe_from_dict(review_export_recipe(workdir, "sampled-sft", "instruction"), origin="test"),
                          store=store)
     sft = load_rows(instructions.version, store=store)["train"]
+    assert instructions.manifest["counts"]["filtered"] == {"review_rejected": 1}
     assert sorted(r["answer"] for r in sft) == sorted([better, "先物理降温，体温超过38.5℃可按体重用退热药，精神差及时就医。"])
     assert all(r["instruction"] == "孩子发烧39度怎么办？" and r["task"] == "reviewed" for r in sft)
 
