@@ -88,8 +88,9 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
 @click.option("--candidates", default=None, type=click.Path(dir_okay=False), help="JSONL from `annotate sample`.")
 @click.option("--rows", "rows_ref", default=None,
               help="Review: generated rows of a published version, NAME@VERSION (instead of --candidates).")
-@click.option("--kind", type=click.Choice(["pairwise", "ranking", "binary", "review"]), default="pairwise",
-              show_default=True, help="review: physicians accept / edit / reject each generated answer.")
+@click.option("--kind", type=click.Choice(["pairwise", "ranking", "binary", "rating", "review"]), default="pairwise",
+              show_default=True, help="rating: one answer scored 1-5 on IvyGPT's four dimensions; "
+                                      "review: physicians accept / edit / reject each generated answer.")
 @click.option("--annotators", required=True, help="Comma-separated annotator e-mails (their Label Studio accounts).")
 @click.option("--overlap", default=2, show_default=True, type=int, help="Annotators per item (at least 2).")
 @click.option("--title", default=None)
@@ -183,9 +184,11 @@ def resolve_command(min_votes, workdir, url, token):
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--prompt-format", type=click.Choice(["auto", "text", "messages"]), default="auto", show_default=True)
 @click.option("--min-votes", default=2, show_default=True, type=int)
+@click.option("--tie-margin", default=0.5, show_default=True, type=float,
+              help="rating projects: two answers whose mean scores differ by no more than this make no pair.")
 @workdir_option
 @store_option
-def export_command(name, output, validation, test, seed, prompt_format, min_votes, workdir, store):
+def export_command(name, output, validation, test, seed, prompt_format, min_votes, tie_margin, workdir, store):
     """Publish a `preference` dataset version (DPO / reward-model pairs) from a pulled project, or
     for a review project an instruction version (or preference pairs with --as preference)."""
     from medcurate.annotate.recipes import export_recipe, review_export_recipe
@@ -199,5 +202,5 @@ def export_command(name, output, validation, test, seed, prompt_format, min_vote
         raise MedcurateError("--as instruction is for review projects (push --kind review)")
     else:
         data = export_recipe(Path(workdir), name, validation=validation, test=test, seed=seed,
-                             prompt_format=prompt_format, min_votes=min_votes)
+                             prompt_format=prompt_format, min_votes=min_votes, tie_margin=tie_margin)
     run_recipe_mapping(data, origin="medcurate annotate export", store=store)

@@ -23,6 +23,10 @@ PAIRWISE_CHOICES = {"A better": "A", "B better": "B", "tie": "tie"}
 BINARY_CHOICES = ("acceptable", "unacceptable")
 REVIEW_DECISIONS = ("accept", "edit", "reject")
 REVIEW_TEXTS = ("edited", "reason")
+RATING_DIMENSIONS = ("informativeness", "coherence", "human_preference", "factual_accuracy")
+"""IvyGPT section 2.2: answers scored on informativeness, coherence, adherence to human preference
+and factual accuracy; medcurate asks for 1-5 on each."""
+RATING_SCALE = (1, 5)
 CONTROL_TAGS = {"choices", "ranker", "rating", "textarea", "labels", "number", "taxonomy", "pairwise"}
 
 
@@ -48,6 +52,9 @@ KINDS = {
     "binary": ProjectKind("binary", "binary.xml", "one answer marked acceptable or unacceptable"),
     "review": ProjectKind("review", "review.xml",
                           "a generated row accepted, edited or rejected by physicians, with a reason"),
+    "rating": ProjectKind("rating", "rating.xml",
+                          "one answer scored 1-5 on informativeness, coherence, human preference and factual "
+                          "accuracy (IvyGPT)"),
 }
 
 
@@ -123,6 +130,8 @@ def judgement_keys(kind: str, unit: dict[str, Any]) -> list[str]:
         return [order_key(first, second) for first, second in itertools.combinations(sorted(ids), 2)]
     if kind == "review":
         return ["decision"]
+    if kind == "rating":
+        return list(RATING_DIMENSIONS)
     return ["acceptability"]
 
 
@@ -167,6 +176,12 @@ def parse_result(kind: str, unit: dict[str, Any], result: list[dict[str, Any]]) 
             choices = (item.get("value") or {}).get("choices") or []
             if item.get("from_name") == "acceptability" and len(choices) == 1 and choices[0] in BINARY_CHOICES:
                 judgements["acceptability"] = choices[0]
+    elif kind == "rating":
+        low, high = RATING_SCALE
+        for item in result:
+            score = (item.get("value") or {}).get("rating")
+            if item.get("from_name") in RATING_DIMENSIONS and isinstance(score, int) and low <= score <= high:
+                judgements[item["from_name"]] = str(score)
     else:
         order = _ranked_ids(result)
         ids = {candidate["id"] for candidate in unit["candidates"]}
@@ -192,7 +207,7 @@ def build_result(kind: str, judgements: dict[str, Any]) -> list[dict[str, Any]]:
 
     pairwise: {criterion: "A" | "B" | "tie"}; binary: {"acceptability": value};
     review: {"decision": accept | edit | reject, "edited"?: text, "reason"?: text};
-    ranking: {"order": [candidate ids, best first]}.
+    ranking: {"order": [candidate ids, best first]}; rating: {dimension: 1..5}.
     """
     if kind == "pairwise":
         label = {short: long for long, short in PAIRWISE_CHOICES.items()}
@@ -206,5 +221,8 @@ def build_result(kind: str, judgements: dict[str, Any]) -> list[dict[str, Any]]:
                  "value": {"choices": [judgements["decision"]]}}] + [
                 {"from_name": name, "to_name": "answer", "type": "textarea", "value": {"text": [judgements[name]]}}
                 for name in REVIEW_TEXTS if judgements.get(name)]
+    if kind == "rating":
+        return [{"from_name": name, "to_name": "answer", "type": "rating", "value": {"rating": int(score)}}
+                for name, score in judgements.items()]
     return [{"from_name": "rank", "to_name": "answers", "type": "ranker",
              "value": {"ranker": {"_": list(judgements["order"])}}}]
