@@ -20,7 +20,6 @@ rejects. No prompt or answer text ever appears in a reason.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -33,9 +32,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
 from medcurate.errors import MedcurateError
+from medcurate.privacy import is_loopback
 from medcurate.schemas import canonical_json
 
 CACHE_FOLDER = ".llm-cache"
@@ -150,25 +150,14 @@ class ResponseCache:
 
 # ---------------------------------------------------------------- privacy
 
-def is_loopback(base_url: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost; everything else (0.0.0.0 included) is remote."""
-    host = urlparse(base_url).hostname or ""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def refuse_private_rows_to_remote(base_url: str, private: bool, public_reason: str | None, stage: str) -> None:
     """The endpoint gate, checked before any connection: rows that may hold patient text (EHR
     kind, not declared public) never go to an endpoint off this machine."""
-    if not private or is_loopback(base_url):
+    if not private or is_loopback(base_url):      # medcurate/privacy.py: the one loopback test
         return
     if public_reason and str(public_reason).strip():
         return
-    raise MedcurateError(f"refusing to send EHR-kind rows to the non-loopback endpoint {urlparse(base_url).hostname}: "
+    raise MedcurateError(f"refusing to send EHR-kind rows to the non-loopback endpoint {urlsplit(base_url).hostname}: "
                          "use a loopback endpoint, a de-identified version, or declare the source public "
                          "with `public_reason`", field=f"steps.{stage}.endpoint")
 

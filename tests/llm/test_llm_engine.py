@@ -16,10 +16,10 @@ from medcurate.llm.engine import (
     ResponseCache,
     cache_key,
     endpoint_from_params,
-    is_loopback,
     parse_json_answer,
     refuse_private_rows_to_remote,
 )
+from medcurate.privacy import is_loopback
 from tests.llm.conftest import free_port
 
 CLEAN_PROMPT = 'Record (JSON):\n{"answer": "多休息"}\n{"decision": "keep|fix|drop"}'
