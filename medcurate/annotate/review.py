@@ -26,8 +26,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from medcurate.annotate.sampling import as_messages, prompt_of, write_items
+from medcurate.annotate.sampling import write_items
 from medcurate.annotate.steps import _as_text, _has_history
+from medcurate.conversion import prompt_messages, prompt_of
 from medcurate.errors import MedcurateError
 from medcurate.pipeline import Row, StepContext, register_step
 
@@ -147,7 +148,7 @@ def review_preference_pairs(rows: list[Row], ctx: StepContext, prompt_format: st
     ctx.created(len(made))
     use_messages = prompt_format == "messages" or (prompt_format == "auto" and any(_has_history(r["prompt"]) for r in made))
     for row in made:
-        row["prompt"] = as_messages(row["prompt"]) if use_messages else _as_text(row["prompt"])
+        row["prompt"] = prompt_messages(row["prompt"]) if use_messages else _as_text(row["prompt"])
     ctx.card.stats["review_preference_pairs"] = {"pairs": len(made), "dropped": dict(ctx.ledger.dropped)}
     return made
 
