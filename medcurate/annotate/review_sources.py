@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from medcurate.annotate.reports import agreement_report
+from medcurate.annotate.sources import AnnotationOptions
 from medcurate.annotate.units import read_candidates
 from medcurate.annotate.votes import resolve_unit, votes_by_unit
 from medcurate.annotate.workdir import ANNOTATIONS_FILE, DECISIONS_FILE, STATE_FILE, load_state, read_jsonl_latest
@@ -20,7 +21,8 @@ from medcurate.pipeline import Row, SourceSpec, StepContext, register_source_rea
 
 @register_source_reader("label_studio_review",
                         doc="Reviewed units of a `medcurate annotate push --kind review` work folder (path: the "
-                            "folder): decision (accept / edit / reject) resolved by consensus or expert, edits, reasons.")
+                            "folder): decision (accept / edit / reject) resolved by consensus or expert, edits, reasons.",
+                        options=AnnotationOptions)
 def read_review_project(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     workdir = ctx.resolve_path(spec.path)
     state = load_state(workdir)
