@@ -14,7 +14,6 @@ from typing import Any
 
 from medcurate.annotate.configs import SPF_CRITERIA
 from medcurate.annotate.project import render_prompt
-from medcurate.errors import MedcurateError
 
 PAIRWISE_PROMPT = """你是一名专业医生。请根据以下准则比较两个回答（重要性：安全性 > 专业性 > 流畅性）。
 You are a professional physician. Compare the two answers by safety > professionalism > fluency.
@@ -83,18 +82,23 @@ def parse_verdict(kind: str, unit: dict[str, Any], reply: str) -> dict[str, Any]
     return {"order": order} if isinstance(order, list) and sorted(map(str, order)) == sorted(ids) else None
 
 
-def openai_judge(base_url: str, model: str, api_key: str | None) -> Callable[[str, dict[str, Any]], dict[str, Any] | None]:
-    import openai
+def reply_client(base_url: str, model: str, api_key: str | None) -> Callable[[str], str]:
+    """Send one prompt to an OpenAI-compatible judge, get its reply text (greedy, retried with backoff)."""
+    from medcurate.evaluate.endpoint import chat_client, complete_with_retry
 
-    client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=3, timeout=120)
+    client = chat_client(base_url, api_key)
+
+    def ask(prompt: str) -> str:
+        return complete_with_retry(client, base_url, model, [{"role": "user", "content": prompt}],
+                                   {"temperature": 0.0, "max_new_tokens": 512})
+
+    return ask
+
+
+def openai_judge(base_url: str, model: str, api_key: str | None) -> Callable[[str, dict[str, Any]], dict[str, Any] | None]:
+    ask = reply_client(base_url, model, api_key)
 
     def judge(kind: str, unit: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            response = client.chat.completions.create(
-                model=model, temperature=0.0,
-                messages=[{"role": "user", "content": judge_prompt(kind, unit)}])
-        except openai.APIError as exc:
-            raise MedcurateError(f"judge endpoint {base_url} failed: {type(exc).__name__}") from None
-        return parse_verdict(kind, unit, response.choices[0].message.content or "")
+        return parse_verdict(kind, unit, ask(judge_prompt(kind, unit)))
 
     return judge
