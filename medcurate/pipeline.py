@@ -31,6 +31,7 @@ PLUGIN_MODULES = (
     "medcurate.cmedins.steps",
     "medcurate.mixing.steps",
     "medcurate.annotate.steps",
+    "medcurate.evaluate.sources",
 )
 
 Row = dict[str, Any]
