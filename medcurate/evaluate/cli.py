@@ -52,11 +52,14 @@ def _local_model_options(function):
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--max-new-tokens", type=int, default=128, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--retries", type=int, default=3, show_default=True, help="Endpoint retries per row before giving up.")
+@click.option("--backoff", "backoff_s", type=float, default=1.0, show_default=True,
+              help="First retry wait in seconds (doubling).")
 @click.option("--tokenize", "tokenization", type=click.Choice(["char", "jieba"]), default="char", show_default=True,
               help="Tokens for BLEU / GLEU / ROUGE.")
 @store_option
 def run_command(model_path, adapter, endpoint, served_model, api_key_env, data, split, limit, out_dir, batch_size,
-                max_new_tokens, seed, tokenization, store):
+                max_new_tokens, seed, retries, backoff_s, tokenization, store):
     """Answer every row of a split (greedy), write predictions as it goes, score them by row kind and task."""
     import os
 
@@ -68,7 +71,8 @@ def run_command(model_path, adapter, endpoint, served_model, api_key_env, data, 
     if endpoint:
         _check_endpoint(endpoint)
     lineage = run_evaluation(spec, data, out_dir, split=split, limit=limit, store=store, tokenization=tokenization,
-                             settings={"batch_size": batch_size, "max_new_tokens": max_new_tokens, "seed": seed})
+                             settings={"batch_size": batch_size, "max_new_tokens": max_new_tokens, "seed": seed,
+                                       "retries": retries, "backoff_s": backoff_s})
     console.print(f"{lineage['rows']} rows of {lineage['dataset']} {split} "
                   f"({lineage['resumed_rows']} kept from an earlier run) -> {out_dir}")
     for line in summary_lines(out_dir):

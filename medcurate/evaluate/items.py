@@ -43,7 +43,7 @@ def _json_value(value: Any) -> Any:
 
 
 def mcq_prompt(question: str, options: list[str]) -> str:
-    lines = "\n".join(f"{letter}. {text}" for letter, text in zip(LETTERS, options))
+    lines = "\n".join(f"{letter}. {text}" for letter, text in zip(LETTERS, options, strict=False))
     return f"以下是单项选择题，请直接给出正确答案的选项。\n\n{question}\n{lines}\n答案："
 
 

@@ -56,7 +56,7 @@ class LocalGenerator:
 
     def _option_sequences(self, item: EvalItem) -> Iterator[tuple[list[int], int]]:
         prompt = self._prompt_ids(item.messages)
-        for letter, text in zip(LETTERS, item.gold["options"]):
+        for letter, text in zip(LETTERS, item.gold["options"], strict=False):
             answer = self.tokenizer.encode(f"{letter}. {text}", add_special_tokens=False)
             yield prompt + answer, len(prompt)
 

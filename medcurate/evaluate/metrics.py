@@ -188,7 +188,7 @@ def rouge_scores(hypotheses: list[list[str]], references: list[list[str]]) -> di
 
     rouge = Rouge()
     totals = {"rouge-1": 0.0, "rouge-2": 0.0, "rouge-l": 0.0}
-    for hyp, ref in zip(hypotheses, references):
+    for hyp, ref in zip(hypotheses, references, strict=True):
         if not hyp or not ref:
             continue
         scores = rouge.get_scores(" ".join(hyp), " ".join(ref))[0]
@@ -230,7 +230,7 @@ def word2vec_similarity(predictions: list[str], references: list[str], dimension
     def mean_vector(tokens: list[str]):
         return np.mean([model.wv[t] for t in tokens], axis=0) if tokens else np.zeros(dimensions)
 
-    similarities = [cosine(mean_vector(p), mean_vector(r)) for p, r in zip(predicted, referenced)]
+    similarities = [cosine(mean_vector(p), mean_vector(r)) for p, r in zip(predicted, referenced, strict=True)]
     return {"mean": statistics.fmean(similarities), "median": statistics.median(similarities),
             "dimensions": dimensions}
 
@@ -285,7 +285,7 @@ def score_mcq(records: list[dict[str, Any]]) -> dict[str, Any]:
             result["accuracy_loglik"] = counts["loglik_correct"] / counts["loglik_rows"]
         return result
 
-    total = Counter()
+    total: Counter[str] = Counter()
     for counts in subjects.values():
         total.update(counts)
     per_subject = {name: summary(counts) for name, counts in sorted(subjects.items())}

@@ -171,7 +171,7 @@ def department_chart(runs: list[tuple[str, dict]], path: Path, font) -> dict[str
     key = {d: (d if font else f"D{i}") for i, d in enumerate(departments, start=1)}
     figure, axes = plt.subplots(figsize=(max(4, 1.2 * len(departments) * max(1, len(runs))), 3.5))
     width = 0.8 / len(runs)
-    for index, (label, run) in enumerate(runs):
+    for index, (_, run) in enumerate(runs):
         per = run["scores"]["diagnosis"]["departments"]
         values = [100 * per[d]["accuracy"] if d in per else 0.0 for d in departments]
         axes.bar([i + index * width for i in range(len(departments))], values, width, label=f"run {index + 1}")

@@ -26,7 +26,8 @@ LINEAGE_FILE = "lineage.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 SCORES_FILE = "scores.json"
 DEFAULT_SETTINGS = {"do_sample": False, "temperature": 0.0, "seed": 0, "max_new_tokens": 128,
-                    "max_prompt_tokens": 1024, "batch_size": 8}
+                    "max_prompt_tokens": 1024, "batch_size": 8,
+                    "retries": 3, "backoff_s": 1.0}
 
 
 @dataclass
@@ -142,7 +143,7 @@ def run_evaluation(spec: ModelSpec, data: str, out: str | Path, split: str = "te
 
 
 def _record(item: EvalItem, prediction: str, log_likelihoods: list[float] | None = None) -> dict[str, Any]:
-    record = {"id": item.id, "scorer": item.scorer, "group": item.group, "prediction": prediction,
+    record: dict[str, Any] = {"id": item.id, "scorer": item.scorer, "group": item.group, "prediction": prediction,
               "reference": item.reference, "gold": item.gold, "prompt": item.messages}
     if log_likelihoods is not None:
         record["option_log_likelihoods"] = log_likelihoods
@@ -162,7 +163,8 @@ def _answer(spec: ModelSpec, todo: list[EvalItem], path: Path, settings: dict[st
 
             client = chat_client(spec.endpoint, spec.api_key)
             for item in todo:
-                answer = complete_with_retry(client, spec.endpoint, spec.served_model or "", item.messages, settings)
+                answer = complete_with_retry(client, spec.endpoint, spec.served_model or "", item.messages, settings,
+                                             retries=settings["retries"], backoff_s=settings["backoff_s"])
                 handle.write(json.dumps(_record(item, answer), ensure_ascii=False) + "\n")
                 handle.flush()
                 if progress:
@@ -182,9 +184,9 @@ def _answer(spec: ModelSpec, todo: list[EvalItem], path: Path, settings: dict[st
                 scored: dict[str, list[float]] = {}
                 if mcq:
                     before = time.perf_counter()
-                    scored = dict(zip((i.id for i in mcq), generator.option_log_likelihoods(mcq)))
+                    scored = dict(zip((i.id for i in mcq), generator.option_log_likelihoods(mcq), strict=True))
                     loglik_s += time.perf_counter() - before
-                for item, answer in zip(batch, answers):
+                for item, answer in zip(batch, answers, strict=True):
                     handle.write(json.dumps(_record(item, answer, scored.get(item.id)), ensure_ascii=False) + "\n")
                 handle.flush()
                 if progress:

@@ -31,7 +31,7 @@ from medcurate.pipeline import RecordError, Row, SourceSpec, StepContext, regist
 
 
 def mcq_row(question: str, options: list[str], answer: str, subject: str) -> Row:
-    return {"instruction": question, "query": "\n".join(f"{l}. {t}" for l, t in zip(LETTERS, options)),
+    return {"instruction": question, "query": "\n".join(f"{l}. {t}" for l, t in zip(LETTERS, options, strict=False)),
             "answer": answer, "task": MCQ_TASK, "options": options, "subject": subject, "department": subject}
 
 
@@ -67,7 +67,7 @@ def parse_mcmle(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row
     if answer not in letters:
         given = str(record.get("answer") or "").strip()
         answer = given.upper() if given.upper() in letters else next(
-            (letter for letter, text in zip(letters, options) if text == given), "")
+            (letter for letter, text in zip(letters, options, strict=True) if text == given), "")
     if not answer:
         raise RecordError("answer is neither an option letter nor an option's text", field="answer")
     yield mcq_row(question, options, answer, str(record.get("meta_info") or spec.options.get("subject") or "all"))
@@ -112,7 +112,7 @@ def read_cmedqa2(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     spec.resolved_path = questions_path
     spec.sha256 = file_sha256(questions_path)
     answers: dict[str, list[str]] = {}
-    for line, record in _read_csv(answers_path):
+    for _line, record in _read_csv(answers_path):
         content = (record.get("content") or "").strip()
         if record.get("question_id") and content:
             answers.setdefault(record["question_id"].strip(), []).append(content)
@@ -168,7 +168,8 @@ def utterances_to_messages(utterances: list[str]) -> list[dict[str, str]]:
 
 def _raw_dialogues(text: str) -> Iterable[tuple[int, list[str]]]:
     """(line, utterances) of each ``id=`` block's Dialogue section in the raw MedDialog dump."""
-    start, utterances, in_dialogue = 0, [], False
+    start, in_dialogue = 0, False
+    utterances: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if line.startswith("id="):
