@@ -82,7 +82,7 @@ def parse_verdict(kind: str, unit: dict[str, Any], reply: str) -> dict[str, Any]
     return {"order": order} if isinstance(order, list) and sorted(map(str, order)) == sorted(ids) else None
 
 
-def reply_client(base_url: str, model: str, api_key: str | None) -> Callable[[str], str]:
+def reply_client(base_url: str, model: str, api_key: str | None, max_tokens: int = 512) -> Callable[[str], str]:
     """Send one prompt to an OpenAI-compatible judge, get its reply text (greedy, retried with backoff)."""
     from medcurate.evaluate.endpoint import chat_client, complete_with_retry
 
@@ -90,7 +90,7 @@ def reply_client(base_url: str, model: str, api_key: str | None) -> Callable[[st
 
     def ask(prompt: str) -> str:
         return complete_with_retry(client, base_url, model, [{"role": "user", "content": prompt}],
-                                   {"temperature": 0.0, "max_new_tokens": 512})
+                                   {"temperature": 0.0, "max_new_tokens": max_tokens})
 
     return ask
 

@@ -98,9 +98,10 @@ def _check_endpoint(endpoint: str) -> None:
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True)
 @click.option("--prompt", default="iimedgpt", show_default=True, help="iimedgpt, clinicalgpt or a prompt file.")
 @click.option("--limit", type=int, default=None, help="Only the first N shared rows.")
+@click.option("--max-new-tokens", type=int, default=256, show_default=True, help="Longest judge reply.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for judgements.jsonl and judge.json (re-run to resume).")
-def judge_command(run_a, run_b, endpoint, served_model, api_key_env, prompt, limit, out_dir):
+def judge_command(run_a, run_b, endpoint, served_model, api_key_env, prompt, limit, max_new_tokens, out_dir):
     """A vs B, each pair judged in both orders; order-flipping verdicts are ties; win/tie/lose table."""
     import os
 
@@ -108,7 +109,7 @@ def judge_command(run_a, run_b, endpoint, served_model, api_key_env, prompt, lim
     from medcurate.evaluate.judge import judge_runs
 
     _check_endpoint(endpoint)
-    ask = reply_client(endpoint, served_model, os.environ.get(api_key_env))
+    ask = reply_client(endpoint, served_model, os.environ.get(api_key_env), max_tokens=max_new_tokens)
     summary = judge_runs(run_a, run_b, ask, prompt, out_dir, {"endpoint": endpoint, "served_model": served_model},
                          limit=limit)
     counts = summary["counts"]

@@ -50,7 +50,7 @@ def _load(folder: Path) -> tuple[str, dict[str, Any]]:
 def _model_label(lineage: dict[str, Any]) -> str:
     model = lineage.get("model") or {}
     if model.get("endpoint"):
-        return f"{model.get('served_model')} @ endpoint"
+        return f"{Path(str(model.get('served_model'))).name} @ endpoint"
     name = Path(model.get("base_model") or "?").name
     return f"{name} + {Path(model['adapter']).name}" if model.get("adapter") else name
 
@@ -143,8 +143,8 @@ def judge_section(judges: list[tuple[str, dict]], chart: str | None) -> list[str
                      _pct(s["position_consistency"]), s["unparsable_replies"],
                      f"{s['unpaired']['only_in_a']}/{s['unpaired']['only_in_b']}"])
     lines = ["## Pairwise judgement (ClinicalGPT table 7, IIMedGPT layout)", "",
-             "Each pair judged in both orders; a verdict that flips with the order is a tie; unparsable = a "
-             "reply naming no verdict in either order. The iimedgpt prompt leaves safety out (as the paper did).",
+             "Each pair judged in both orders; a verdict that flips with the order is a tie; unparsable = no "
+             "verdict could be read in at least one order. The iimedgpt prompt leaves safety out (as the paper did).",
              "", markdown_table(["A vs B", "prompt", "pairs", "Win", "Tie", "Lose", "Unparsable",
                                  "position consistency %", "unparsable replies", "unpaired A/B"], rows), ""]
     if chart:
