@@ -18,6 +18,8 @@ class LocalGenerator:
 
         torch.manual_seed(settings["seed"])
         self.model, self.tokenizer = load_model_for_eval(model_path, adapter)
+        self.device = settings.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device)
         self.settings = settings
         self.tokens_generated = 0
         self.tokens_scored = 0
@@ -40,8 +42,8 @@ class LocalGenerator:
         prompts = [self._prompt_ids(item.messages) for item in items]
         width = max(len(ids) for ids in prompts)
         pad = self._pad_id()
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompts])
-        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts])
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompts], device=self.device)
+        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts], device=self.device)
         with torch.no_grad():
             output = self.model.generate(input_ids=input_ids, attention_mask=attention, do_sample=False,
                                          max_new_tokens=self.settings["max_new_tokens"], pad_token_id=pad)
@@ -67,8 +69,9 @@ class LocalGenerator:
         sequences = [seq for item in items for seq in self._option_sequences(item)]
         width = max(len(ids) for ids, _ in sequences)
         pad = self._pad_id()
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in sequences])
-        attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in sequences])
+        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in sequences], device=self.device)
+        attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in sequences],
+                                 device=self.device)
         with torch.no_grad():
             logits = self.model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
         picked = torch.log_softmax(logits, dim=-1).gather(2, input_ids[:, 1:, None])[:, :, 0]

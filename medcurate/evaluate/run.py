@@ -191,7 +191,7 @@ def _answer(spec: ModelSpec, todo: list[EvalItem], path: Path, settings: dict[st
                 handle.flush()
                 if progress:
                     progress(len(batch))
-            timing.update(tokens_generated=generator.tokens_generated, option_tokens_scored=generator.tokens_scored,
+            timing.update(device=generator.device, tokens_generated=generator.tokens_generated, option_tokens_scored=generator.tokens_scored,
                           loglik_s=loglik_s)
     elapsed = time.perf_counter() - started
     timing["answer_s"] = elapsed
