@@ -64,7 +64,7 @@ def combine(first: str | None, second: str | None) -> tuple[str, bool | None]:
 
 
 def question_text(messages: list[dict[str, str]]) -> str:
-    from medcurate.annotate.project import render_prompt
+    from medcurate.annotate.units import render_prompt
 
     if len(messages) == 1:
         return messages[0]["content"]
