@@ -20,6 +20,10 @@ def _print_json(result: dict, out_file: str | None = None) -> None:
             handle.write(text + "\n")
 
 
+_ALLOW_REMOTE = click.option("--allow-unscreened-text-to-remote-endpoint", "allow_unscreened", is_flag=True,
+                             help="Send text of a version that is not de-identified to a non-loopback endpoint.")
+
+
 @click.group("evaluate")
 def evaluate():
     """Evaluate models on held-out versions: generate, score, judge pairwise, report the papers' tables."""
@@ -57,9 +61,10 @@ def _local_model_options(function):
               help="First retry wait in seconds (doubling).")
 @click.option("--tokenize", "tokenization", type=click.Choice(["char", "jieba"]), default="char", show_default=True,
               help="Tokens for BLEU / GLEU / ROUGE.")
+@_ALLOW_REMOTE
 @store_option
 def run_command(model_path, adapter, endpoint, served_model, api_key_env, data, split, limit, out_dir, batch_size,
-                max_new_tokens, seed, retries, backoff_s, tokenization, store):
+                max_new_tokens, seed, retries, backoff_s, tokenization, allow_unscreened, store):
     """Answer every row of a split (greedy), write predictions as it goes, score them by row kind and task."""
     import os
 
@@ -69,7 +74,7 @@ def run_command(model_path, adapter, endpoint, served_model, api_key_env, data, 
     spec = ModelSpec(model=model_path, adapter=adapter, endpoint=endpoint, served_model=served_model,
                      api_key=os.environ.get(api_key_env))
     if endpoint:
-        _check_endpoint(endpoint)
+        _check_endpoint(endpoint, data, store, allow_unscreened, "evaluate run")
     lineage = run_evaluation(spec, data, out_dir, split=split, limit=limit, store=store, tokenization=tokenization,
                              settings={"batch_size": batch_size, "max_new_tokens": max_new_tokens, "seed": seed,
                                        "retries": retries, "backoff_s": backoff_s})
@@ -79,15 +84,21 @@ def run_command(model_path, adapter, endpoint, served_model, api_key_env, data, 
         console.print(line)
 
 
-def _check_endpoint(endpoint: str) -> None:
-    """The loopback gate when this checkout has one (medcurate/privacy.py), so eval text stays local."""
+def _check_endpoint(endpoint: str, data: str | None, store, allow_unscreened: bool, purpose: str) -> None:
+    """The privacy gate (medcurate/privacy.py, where this checkout has it): text of a version that is
+    not de-identified goes to loopback endpoints only, unless the user says otherwise."""
+    import importlib
+
     try:
-        from medcurate import privacy  # type: ignore[attr-defined]
-    except ImportError:
+        privacy = importlib.import_module("medcurate.privacy")
+    except ModuleNotFoundError:
         return
-    check = getattr(privacy, "check_endpoint", None)
-    if check is not None:
-        check(endpoint)
+    if privacy.is_loopback(endpoint):
+        return
+    from medcurate.store import resolve
+
+    statuses = [privacy.privacy_status(resolve(data, store).manifest)] if data else [privacy.NOT_SCREENED]
+    privacy.require_safe_endpoint(endpoint, statuses, allow_unscreened=allow_unscreened, purpose=purpose)
 
 
 @evaluate.command("judge")
@@ -101,14 +112,17 @@ def _check_endpoint(endpoint: str) -> None:
 @click.option("--max-new-tokens", type=int, default=256, show_default=True, help="Longest judge reply.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for judgements.jsonl and judge.json (re-run to resume).")
-def judge_command(run_a, run_b, endpoint, served_model, api_key_env, prompt, limit, max_new_tokens, out_dir):
+@_ALLOW_REMOTE
+@store_option
+def judge_command(run_a, run_b, endpoint, served_model, api_key_env, prompt, limit, max_new_tokens, out_dir,
+                  allow_unscreened, store):
     """A vs B, each pair judged in both orders; order-flipping verdicts are ties; win/tie/lose table."""
     import os
 
     from medcurate.annotate.judge import reply_client
     from medcurate.evaluate.judge import judge_runs
 
-    _check_endpoint(endpoint)
+    _check_endpoint(endpoint, _evaluated_version(run_a), store, allow_unscreened, "evaluate judge")
     ask = reply_client(endpoint, served_model, os.environ.get(api_key_env), max_tokens=max_new_tokens)
     summary = judge_runs(run_a, run_b, ask, prompt, out_dir, {"endpoint": endpoint, "served_model": served_model},
                          limit=limit)
@@ -117,6 +131,14 @@ def judge_command(run_a, run_b, endpoint, served_model, api_key_env, prompt, lim
     console.print(f"{summary['pairs']} pairs: win {counts['win']}, tie {counts['tie']}, lose {counts['lose']}, "
                   f"unparsable {counts['unparsable']}; position consistency "
                   f"{'n/a' if consistency is None else f'{consistency:.1%}'} -> {out_dir}")
+
+
+def _evaluated_version(run_dir: str) -> str | None:
+    """The version an evaluation folder answered (its lineage.json), when it is still in the store."""
+    from pathlib import Path
+
+    lineage = Path(run_dir) / "lineage.json"
+    return json.loads(lineage.read_text(encoding="utf-8")).get("dataset") if lineage.is_file() else None
 
 
 @evaluate.command("report")
