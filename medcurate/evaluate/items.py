@@ -47,20 +47,36 @@ def mcq_prompt(question: str, options: list[str]) -> str:
     return f"以下是单项选择题，请直接给出正确答案的选项。\n\n{question}\n{lines}\n答案："
 
 
+def _mcq_item(row: dict[str, Any], row_id: str) -> EvalItem:
+    """CMMLU rows (options as a list, ``answer`` = letter, the question in ``instruction``) and MCMLE
+    rows from medcurate/corpora (options as ``{letter: text}``, ``answer_idx``, the question and the
+    options in ``query``, ``meta_info`` as the subject)."""
+    options = _json_value(row.get("options"))
+    if isinstance(options, dict):
+        if sorted(options) != list(LETTERS[:len(options)]):
+            raise MedcurateError(f"row {row_id}: options must be lettered A, B, ...", field="options")
+        options = [options[letter] for letter in sorted(options)]
+    if not isinstance(options, list) or not 2 <= len(options) <= len(LETTERS):
+        raise MedcurateError(f"row {row_id}: an mcq row needs 2-5 options", field="options")
+    texts = [str(o) for o in options]
+    answer = str(row.get("answer_idx") or row.get("answer") or "").strip()
+    if answer not in LETTERS[:len(texts)]:
+        raise MedcurateError(f"row {row_id}: answer must be an option letter", field="answer")
+    subject = str(row.get("subject") or row.get("meta_info") or row.get("department") or "all")
+    if row.get("answer_idx"):
+        question = str(row.get("query") or "").split("\nA. ")[0] or row["instruction"]
+    else:
+        question = row["instruction"]
+    return EvalItem(row_id, "mcq", subject, [{"role": "user", "content": mcq_prompt(question, texts)}], answer,
+                    {"options": texts, "answer": answer})
+
+
 def _instruction_item(row: dict[str, Any], row_id: str) -> EvalItem:
     from medcurate.cmedins.formats import TASKS
 
     task = str(row.get("task") or "")
     if task == MCQ_TASK:
-        options = _json_value(row.get("options"))
-        if not isinstance(options, list) or not 2 <= len(options) <= len(LETTERS):
-            raise MedcurateError("an mcq row needs 2-5 options", field="options")
-        answer = str(row.get("answer") or "").strip()
-        if answer not in LETTERS[:len(options)]:
-            raise MedcurateError(f"row {row_id}: answer must be an option letter", field="answer")
-        return EvalItem(row_id, "mcq", str(row.get("subject") or row.get("department") or "all"),
-                        [{"role": "user", "content": mcq_prompt(row["instruction"], [str(o) for o in options])}],
-                        answer, {"options": [str(o) for o in options], "answer": answer})
+        return _mcq_item(row, row_id)
     user = row["instruction"] if not row.get("query") else f"{row['instruction']}\n{row['query']}"
     messages = [{"role": "user", "content": user}]
     if task in TASKS:

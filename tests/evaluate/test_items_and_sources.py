@@ -19,10 +19,10 @@ def test_mcq_readers_give_instruction_rows_with_options_subject_and_letter(eval_
     first = next(r for r in rows if r["instruction"] == "人体最大的器官是")
     assert first["options"] == ["心脏", "皮肤", "肝脏", "肺"] and first["answer"] == "B" and first["task"] == "mcq"
     mcmle = [r for r in load_rows(eval_world["refs"]["qa_sets"], store, split="test")["test"] if r["task"] == "mcq"]
-    by_subject = {r["subject"]: r for r in mcmle}
-    assert by_subject["循环系统"]["answer"] == "A" and len(by_subject["循环系统"]["options"]) == 5
-    assert by_subject["泌尿系统"]["answer"] == "A" and len(by_subject["泌尿系统"]["options"]) == 4  # answer given as letter
-    assert by_subject["消化系统"]["answer"] == "B"  # answer given as the option's text
+    items = {item.group: item for item in (row_to_item(row, "instruction", 0) for row in mcmle)}
+    assert items["循环系统"].gold == {"options": ["稳定型心绞痛", "急性胃炎", "肋间神经痛", "气胸", "胆囊炎"], "answer": "A"}
+    assert len(items["泌尿系统"].gold["options"]) == 4 and items["消化系统"].reference == "B"
+    assert items["循环系统"].messages[0]["content"].count("A. 稳定型心绞痛") == 1  # options listed once
 
 
 def test_qa_and_dialogue_readers(eval_world):
@@ -30,35 +30,26 @@ def test_qa_and_dialogue_readers(eval_world):
     version = resolve(eval_world["refs"]["qa_sets"], store)
     rows = load_rows(version, store, split="test")["test"]
     tasks = sorted(r["task"] for r in rows)
-    assert tasks.count("huatuo26m_qa") == 4 and tasks.count("cmedqa2_qa") == 4
+    assert tasks.count("consultation_qa") == 8 and tasks.count("mcq") == 4
     paraphrased = next(r for r in rows if r["instruction"].startswith("小孩发烧"))
     assert paraphrased["answer"].startswith("体温38.5度以下")
-    assert version.manifest["stats"]["cmedqa2"]["further_answers_not_used"] == 1
     dialogues = load_rows(eval_world["refs"]["dialogue"], store, split="test")["test"]
     assert len(dialogues) == 3
     longest = max(dialogues, key=lambda r: len(r["messages"]))
     assert [m["role"] for m in longest["messages"]] == ["user", "assistant"] * 2
 
 
-def test_bad_records_become_rejects_with_their_line(tmp_path):
+def test_bad_cmmlu_records_become_rejects_with_their_line(tmp_path):
     from medcurate.build import build
     from medcurate.recipe import recipe_from_dict
 
-    (tmp_path / "mcmle.jsonl").write_text(
-        json.dumps({"question": "q", "options": {"A": "x", "B": "y"}, "answer_idx": "A"}) + "\n"
-        + json.dumps({"question": "q2", "options": {"A": "x", "B": "y"}, "answer": "z"}) + "\n", encoding="utf-8")
-    (tmp_path / "dialog.json").write_text(json.dumps([["病人：头疼", "医生：多休息"], ["路人：你好"]], ensure_ascii=False),
+    (tmp_path / "anatomy.csv").write_text(",Question,A,B,C,D,Answer\n0,q,a,b,c,d,B\n1,q2,a,b,c,d,F\n2,,a,b,c,d,A\n",
                                           encoding="utf-8")
     recipe = recipe_from_dict({"name": "bad", "kind": "instruction", "sources": [
-        {"name": "mcmle", "path": "mcmle.jsonl", "format": "mcmle"}], "splits": {}}, base_dir=tmp_path)
+        {"name": "anatomy", "path": "anatomy.csv", "format": "cmmlu"}], "splits": {}}, base_dir=tmp_path)
     version = build(recipe, store=tmp_path / "store").version
     rejects = [json.loads(line) for line in (version.path / "rejects.jsonl").read_text().splitlines()]
-    assert [(r["line"], r["field"]) for r in rejects] == [(2, "answer")]
-    recipe = recipe_from_dict({"name": "dialog", "kind": "conversation", "sources": [
-        {"name": "d", "path": "dialog.json", "format": "meddialog"}], "splits": {}}, base_dir=tmp_path)
-    version = build(recipe, store=tmp_path / "store").version
-    rejects = [json.loads(line) for line in (version.path / "rejects.jsonl").read_text().splitlines()]
-    assert [(r["line"], r["field"]) for r in rejects] == [(2, "dialogue")]
+    assert sorted((r["line"], r["field"]) for r in rejects) == [(3, "Answer"), (4, "Question")]
 
 
 def test_real_cmmlu_medical_files_read_completely(tmp_path):
