@@ -206,7 +206,8 @@ def compute_version_id(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(basis).encode("utf-8")).hexdigest()[:12]
 
 
-ROW_GROUP_ROWS = 65_536
+ROW_GROUP_ROWS = 32_768
+SCHEMA_CHUNK_ROWS = 8_192
 
 
 class SchemaInference:
@@ -222,7 +223,7 @@ class SchemaInference:
     def add(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             self._chunk.append(row)
-            if len(self._chunk) == ROW_GROUP_ROWS:
+            if len(self._chunk) == SCHEMA_CHUNK_ROWS:
                 self._infer()
 
     def _infer(self) -> None:

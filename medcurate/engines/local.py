@@ -326,7 +326,7 @@ class StreamingBuild:
             yield rows[start:start + self.batch_size]
 
     def _bounded(self, batches: Iterator[list[Row]], info, params: dict[str, Any], stage: _Stage) -> Iterator[list[Row]]:
-        index = len(self.stages)
+        index = self.stages.index(stage)
         spill = BatchSpill(self.scratch / f"stage-{index:04d}.spill")
         try:
             plan = info.bounded(stage.ctx, self.scratch / f"stage-{index:04d}", **params)
