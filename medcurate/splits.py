@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,6 @@ class SplitPlanner:
                       else {self.codes[name]: share for name, share in test_share.items()})
             self.validation_key = self._kth_keys({code: filled.get(code, 0) + validation_share[name]
                                                   for name, code in self.codes.items() if validation_share[name]})
-        self.records.close()
         return notes
 
     def _kth_keys(self, wanted: dict[int, int]) -> dict[int, tuple[int, int]]:
@@ -148,28 +148,37 @@ class SplitPlanner:
                 for code, k in wanted.items() if k and code in best}
 
     def _count_at_most(self, thresholds: dict[int, tuple[int, int]]) -> dict[int, int]:
-        counts: Counter = Counter()
-        for code, key_hash, tie in ((c, h, t) for chunk in self.records.chunks()
-                                    for c, h, t in chunk.tolist()):
-            if code in thresholds and (key_hash, tie) <= thresholds[code]:
-                counts[code] += 1
-        return dict(counts)
+        counts = np.zeros(len(self.codes), dtype=np.int64)
+        for chunk in self.records.chunks():
+            np.add.at(counts, chunk["stratum"][self._at_most(chunk, thresholds)], 1)
+        return {code: int(count) for code, count in enumerate(counts)}
 
-    def split_of(self, row: dict[str, Any], position: int) -> str:
-        code, key_hash, tie = self._key(row, position)
-        key = (key_hash, tie)
-        if code in self.test_key and key <= self.test_key[code]:
-            return "test"
-        if code in self.validation_key and key <= self.validation_key[code]:
-            return "validation"
-        return "train"
+    def _at_most(self, chunk: np.ndarray, thresholds: dict[int, tuple[int, int]]) -> np.ndarray:
+        """Which records' keys are at or below their stratum's threshold."""
+        size = len(self.codes)
+        present = np.zeros(size, dtype=bool)
+        limit_hash = np.zeros(size, dtype=np.uint64)
+        limit_tie = np.zeros(size, dtype=np.uint64)
+        for code, (key_hash, tie) in thresholds.items():
+            present[code], limit_hash[code], limit_tie[code] = True, key_hash, tie
+        codes = chunk["stratum"]
+        hashes, ties = chunk["hash"], chunk["tie"]
+        return present[codes] & ((hashes < limit_hash[codes])
+                                 | ((hashes == limit_hash[codes]) & (ties <= limit_tie[codes])))
 
-    def stratum_of(self, row: dict[str, Any]) -> str:
-        """The stratum the row was counted under (its group's first row's value with ``group``)."""
-        group = row.get(self.config.group) if self.config.group else None
-        if group not in (None, "") and self.config.stratify:
-            return self.group_stratum[str(group)]
-        return str(row.get(self.config.stratify) or "") if self.config.stratify else ""
+    def assignments(self) -> Iterator[tuple[list[str], np.ndarray]]:
+        """In row order, chunk by chunk: the split of every row and its stratum code."""
+        for chunk in self.records.chunks():
+            split = np.where(self._at_most(chunk, self.test_key), 2, np.where(self._at_most(chunk, self.validation_key), 1, 0))
+            names = np.array(["train", "validation", "test"], dtype=object)[split]
+            yield names.tolist(), chunk["stratum"]
+
+    def close(self) -> None:
+        self.records.close()
+
+    def stratum_names(self) -> list[str]:
+        """Stratum names by code (the code is their order of first appearance)."""
+        return list(self.codes)
 
 
 def assign_splits(rows: list[dict[str, Any]], config: SplitConfig) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
@@ -178,6 +187,10 @@ def assign_splits(rows: list[dict[str, Any]], config: SplitConfig) -> tuple[dict
     planner.observe(rows, 0)
     notes = planner.finish()
     result: dict[str, list[dict[str, Any]]] = {name: [] for name in planner.names}
-    for position, row in enumerate(rows):
-        result[planner.split_of(row, position)].append(row)
+    position = 0
+    for names, _ in planner.assignments():
+        for name in names:
+            result[name].append(rows[position])
+            position += 1
+    planner.close()
     return result, notes

@@ -230,12 +230,16 @@ class SchemaInference:
         import pyarrow as pa
 
         rows, self._chunk = self._chunk, []
+        text_only = {frozenset({str}): pa.string(), frozenset({str, type(None)}): pa.string(),
+                     frozenset({type(None)}): pa.null()}
         names = list(dict.fromkeys(key for row in rows for key in row))
         for name in names:
             if name in self.json_columns:
                 continue
+            values = [row.get(name) for row in rows]
             try:
-                found = pa.array([row.get(name) for row in rows]).type
+                kinds = frozenset(map(type, values))
+                found = text_only[kinds] if kinds in text_only else pa.array(values).type
                 known = self.types.get(name)
                 if known is not None and known != found:
                     found = pa.unify_schemas([pa.schema([(name, known)]), pa.schema([(name, found)])],

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import medcurate
 from medcurate.card import markdown_table, render_card
 from medcurate.engines.spill import BatchSpill
@@ -368,19 +370,21 @@ class StreamingBuild:
         notes = planner.finish()
         arrow_schema = schema.schema()
         writers = {name: SplitFileWriter(staged / "data" / f"{name}.parquet", arrow_schema) for name in planner.names}
-        strata: dict[str, Counter] = {name: Counter() for name in planner.names}
-        position = 0
+        per_stratum = {name: np.zeros(len(planner.codes), dtype=np.int64) for name in planner.names}
+        rows = (row for batch in (held if spill is None else spill.read()) for row in batch)
         try:
-            for batch in (held if spill is None else spill.read()):
-                for row in batch:
-                    split = planner.split_of(row, position)
-                    position += 1
-                    if recipe.splits.stratify:
-                        strata[split][planner.stratum_of(row) or "(none)"] += 1
-                    writers[split].write(schema.stored(row))
+            for names, codes in planner.assignments():
+                for name, row in zip(names, rows):
+                    writers[name].write(schema.stored(row))
+                for name in planner.names:
+                    np.add.at(per_stratum[name], codes[np.asarray(names) == name], 1)
         finally:
+            planner.close()
             for writer in writers.values():
                 writer.close()
+        strata = {name: Counter({stratum or "(none)": int(count) for stratum, count
+                                 in zip(planner.stratum_names(), per_stratum[name]) if count})
+                  for name in planner.names}
         if recipe.splits.stratify:
             _stratum_section(self.card, strata, recipe.splits.stratify)
         return {name: writer.rows for name, writer in writers.items()}, notes, schema

@@ -7,6 +7,7 @@ split keys) and once to apply its decision. Between the passes the rows wait on 
 """
 from __future__ import annotations
 
+import marshal
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 CHUNK_RECORDS = 1 << 20
+_MARSHAL, _PICKLE = b"M", b"P"
 
 
 class BatchSpill:
@@ -27,7 +29,13 @@ class BatchSpill:
         self.batches = 0
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        pickle.dump(rows, self._handle, protocol=pickle.HIGHEST_PROTOCOL)
+        """marshal (twice as fast as pickle) unless a value is of a type only pickle keeps."""
+        try:
+            payload = _MARSHAL + marshal.dumps(rows, 4)
+        except ValueError:
+            payload = _PICKLE + pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+        self._handle.write(len(payload).to_bytes(8, "little"))
+        self._handle.write(payload)
         self.batches += 1
 
     def read(self) -> Iterator[list[dict[str, Any]]]:
@@ -36,7 +44,8 @@ class BatchSpill:
         try:
             with open(self.path, "rb") as handle:
                 for _ in range(self.batches):
-                    yield pickle.load(handle)
+                    payload = handle.read(int.from_bytes(handle.read(8), "little"))
+                    yield marshal.loads(payload[1:]) if payload[:1] == _MARSHAL else pickle.loads(payload[1:])
         finally:
             self.path.unlink(missing_ok=True)
 
