@@ -196,6 +196,7 @@ class StepInfo:
     doc: str
     kind: str = WHOLE_PASS
     bounded: Callable[..., Any] | None = None
+    summary: Callable[..., None] | None = None
 
 
 @dataclass
@@ -239,17 +240,21 @@ def register_source_reader(name: str, *, doc: str):
 
 
 def register_step(name: str, *, reads: Iterable[str] = (), writes: Iterable[str] = (), doc: str | None = None,
-                  kind: str = WHOLE_PASS, bounded: Callable[..., Any] | None = None):
+                  kind: str = WHOLE_PASS, bounded: Callable[..., Any] | None = None,
+                  summary: Callable[..., None] | None = None):
     """Register a step ``(rows, ctx, **params) -> rows``; its docstring documents it.
 
-    ``kind=ROW_LOCAL`` promises that the step treats each row on its own (no state across rows,
-    no card contributions), so it may run batch by batch; see ``StepInfo``."""
+    ``kind=ROW_LOCAL`` promises that the step treats each row on its own (no state across rows),
+    so it may run batch by batch; see ``StepInfo``. Such a step's ``card.stats`` of every batch
+    are added up (numbers summed, dicts merged) and handed to ``summary(stats, card, **params)``,
+    which writes the stats and card sections of the whole step."""
     if kind not in STEP_KINDS:
         raise ValueError(f"step kind must be one of {STEP_KINDS}")
 
     def decorator(function: StepFunction) -> StepFunction:
         _STEPS[name] = StepInfo(name, function, tuple(reads), tuple(writes),
-                                (doc or function.__doc__ or "").strip(), kind=kind, bounded=bounded)
+                                (doc or function.__doc__ or "").strip(), kind=kind, bounded=bounded,
+                                summary=summary)
         return function
     return decorator
 

@@ -16,15 +16,25 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from typing import Any
 
 from medcurate.card import markdown_table
 from medcurate.deid.engine import DEFAULT_THRESHOLD, SECRET_ENV, Deidentifier, Policy
 from medcurate.deid.gate import mark_deidentified
 from medcurate.errors import MedcurateError
-from medcurate.pipeline import Row, StepContext, register_step
+from medcurate.pipeline import ROW_LOCAL, CardContributions, Row, StepContext, register_step
 
 
-@register_step("deid", reads=("<fields>",), writes=("<fields>", "deid"))
+def _deid_card(stats: dict[str, Any], card: CardContributions, fields: list[str], **_: Any) -> None:
+    """The manifest stats and card section, from the counts of every batch added up."""
+    summary = dict(stats["deid"], identifiers_by_type=dict(sorted(stats["deid"]["identifiers_by_type"].items())))
+    card.stats["deid"] = summary
+    card.add_section("De-identification", f"Policy `{summary['policy']}` over fields {', '.join(fields)}; "
+                     f"{summary['rows_changed']} of {summary['rows']} rows changed.\n\n"
+                     + markdown_table(["identifier type", "replaced"], list(summary["identifiers_by_type"].items())))
+
+
+@register_step("deid", reads=("<fields>",), writes=("<fields>", "deid"), kind=ROW_LOCAL, summary=_deid_card)
 def deid_step(rows: list[Row], ctx: StepContext, fields: list[str], policy: str | dict = "mask",
               patient_field: str | None = None, secret_env: str = SECRET_ENV, drop_fields: list[str] | None = None,
               replace_fields: dict[str, str] | None = None, threshold: float = DEFAULT_THRESHOLD) -> list[Row]:
@@ -58,10 +68,7 @@ def deid_step(rows: list[Row], ctx: StepContext, fields: list[str], policy: str 
                 by_type.update(span.type for span in result.spans)
         rows_changed += changed
         mark_deidentified(row, [name for name in fields if isinstance(row.get(name), str)], parsed.summary())
-    stats = {"policy": parsed.summary(), "rows": len(rows), "rows_changed": rows_changed,
-             "identifiers_by_type": dict(sorted(by_type.items()))}
-    ctx.card.stats["deid"] = stats
-    ctx.card.add_section("De-identification", f"Policy `{parsed.summary()}` over fields {', '.join(fields)}; "
-                         f"{rows_changed} of {len(rows)} rows changed.\n\n"
-                         + markdown_table(["identifier type", "replaced"], sorted(by_type.items())))
+    ctx.card.stats["deid"] = {"policy": parsed.summary(), "rows": len(rows), "rows_changed": rows_changed,
+                              "identifiers_by_type": dict(sorted(by_type.items()))}
     return rows
+

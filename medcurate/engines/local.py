@@ -89,6 +89,7 @@ class StageReport:
     dropped: Counter
     rejected: Counter
     rejects: list[Reject] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
 
 
 def run_segment(rows: list[Row], steps: list[SegmentStep],
@@ -97,8 +98,9 @@ def run_segment(rows: list[Row], steps: list[SegmentStep],
     reports = []
     for step in steps:
         rejects: list[Reject] = []
+        card = CardContributions()
         ctx = StepContext(step.stage, base_dir=settings.base_dir, store=settings.store, seed=settings.seed,
-                          rejects=rejects, card=CardContributions())
+                          rejects=rejects, card=card)
         received = len(rows)
         if step.name == SCHEMA_STAGE:
             rows = check_schema(rows, settings.kind, ctx)
@@ -106,8 +108,19 @@ def run_segment(rows: list[Row], steps: list[SegmentStep],
             rows = call_step(step.name, rows, ctx, step.params, settings.origin)
         ledger = ctx.ledger
         reports.append(StageReport(received, len(rows), ledger.created, ledger.merged, ledger.dropped,
-                                   ledger.rejected, rejects))
+                                   ledger.rejected, rejects, card.stats))
     return rows, reports
+
+
+def merge_stats(total: dict[str, Any], added: dict[str, Any]) -> None:
+    """Add one batch's stats to the running total: numbers summed, dicts merged, the rest kept."""
+    for key, value in added.items():
+        if isinstance(value, dict) and isinstance(total.get(key), dict):
+            merge_stats(total[key], value)
+        elif isinstance(value, int | float) and not isinstance(value, bool) and isinstance(total.get(key), int | float):
+            total[key] += value
+        else:
+            total[key] = value if not isinstance(value, dict) else dict(value)
 
 
 def call_step(name: str, rows: list[Row], ctx: StepContext, params: dict[str, Any], origin: str | None) -> list[Row]:
@@ -198,15 +211,19 @@ class StreamingBuild:
         self.settings = SegmentSettings(recipe.base_dir, root, recipe.seed, recipe.kind, recipe.origin)
 
     def run(self) -> Version:
+        folder = self.root / self.recipe.name
+        existed = folder.exists()
         staged = staging_folder(self.recipe.name, self.root)
         self.scratch = staging_folder(self.recipe.name, self.root, suffix="-scratch")
         try:
             manifest = self._write(staged)
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
-            raise
-        finally:
             shutil.rmtree(self.scratch, ignore_errors=True)
+            if not existed and not any(folder.iterdir()):
+                folder.rmdir()
+            raise
+        shutil.rmtree(self.scratch, ignore_errors=True)
         return publish_staged(self.recipe.name, manifest, staged, render_card, self.root)
 
     def _stage(self, name: str) -> _Stage:
@@ -296,10 +313,12 @@ class StreamingBuild:
         if not segment:
             return batches
         steps = [step for step, _ in segment]
+        stats: list[dict[str, Any]] = [{} for _ in segment]
 
         def flow() -> Iterator[list[Row]]:
             for rows, reports in self.executor.map(steps, self.settings, batches):
-                for (_, stage), report in zip(segment, reports):
+                for (_, stage), report, added in zip(segment, reports, stats):
+                    merge_stats(added, report.stats)
                     ledger = stage.ctx.ledger
                     ledger.rows_in += report.rows_in
                     ledger.rows_out += report.rows_out
@@ -311,6 +330,12 @@ class StreamingBuild:
                 self._drain()
                 if rows:
                     yield rows
+            for (step, _), added in zip(segment, stats):
+                summary = get_step(step.name).summary if step.name != SCHEMA_STAGE else None
+                if summary is not None and added:
+                    summary(added, self.card, **step.params)
+                else:
+                    self.card.stats.update(added)
         return flow()
 
     def _whole(self, batches: Iterator[list[Row]], name: str, params: dict[str, Any], stage: _Stage) -> Iterator[list[Row]]:
