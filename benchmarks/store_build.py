@@ -67,7 +67,8 @@ def run_one(data: Path, engine: str, store: Path, options: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--engines", default="memory,local", help="comma-separated: baseline, memory, local, ray")
+    parser.add_argument("--engines", default="memory,local",
+                        help="comma-separated: baseline, memory, local, ray or ray:CPUS")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray (engine ray)")
@@ -91,14 +92,15 @@ def main() -> None:
         size_mb = data.stat().st_size / 1e6
         print(f"rows={args.rows:,} input={size_mb:,.1f} MB JSONL (generated in {time.perf_counter() - started:.0f} s) "
               f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
-        for engine in args.engines.split(","):
+        for spec in args.engines.split(","):
+            engine, _, cpus = spec.partition(":")
             env = dict(os.environ)
             source = args.baseline_src if engine == "baseline" else str(Path(__file__).resolve().parents[1])
             if engine == "baseline" and not source:
                 parser.error("--baseline-src is needed for the baseline engine")
             env["PYTHONPATH"] = str(source)
             command = [sys.executable, __file__, "--one", str(data), engine, str(Path(folder) / f"store-{engine}"),
-                       "--workers", str(args.workers), "--num-cpus", str(args.num_cpus)]
+                       "--workers", str(args.workers), "--num-cpus", cpus or str(args.num_cpus)]
             if args.batch_size:
                 command += ["--batch-size", str(args.batch_size)]
             done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -106,7 +108,7 @@ def main() -> None:
                 print(f"{engine}: failed\n{done.stderr[-2000:]}", flush=True)
                 continue
             result = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"{engine:<8} build={result['seconds']:.1f} s ({args.rows / result['seconds']:,.0f} rows/s, "
+            print(f"{spec:<8} build={result['seconds']:.1f} s ({args.rows / result['seconds']:,.0f} rows/s, "
                   f"{size_mb / result['seconds']:.1f} MB/s) peak_rss={result['peak_rss_mb']:,.0f} MB "
                   f"rows_written={result['rows_written']:,} version={result['version']} "
                   f"load average after: {os.getloadavg()[0]:.2f}", flush=True)

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from medcurate.engines import ENGINES
-from medcurate.engines.local import DEFAULT_BATCH_SIZE, EngineOptions, InProcess, ProgressFactory, Processes, StreamingBuild
+from medcurate.engines.local import (
+    DEFAULT_BATCH_SIZE,
+    EngineOptions,
+    InProcess,
+    Processes,
+    ProgressFactory,
+    StreamingBuild,
+)
 from medcurate.errors import MedcurateError
 from medcurate.recipe import Recipe
 from medcurate.store import Version, store_path

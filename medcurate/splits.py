@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from medcurate.errors import MedcurateError
 from medcurate.engines.spill import KEY_RECORD, KeyRecords
+from medcurate.errors import MedcurateError
 from medcurate.recipe import SplitConfig
 from medcurate.schemas import canonical_json
 
@@ -134,7 +134,7 @@ class SplitPlanner:
             ordered = chunk[np.lexsort((chunk["tie"], chunk["hash"], chunk["stratum"]))]
             codes, starts = np.unique(ordered["stratum"], return_index=True)
             ends = [*starts[1:], len(ordered)]
-            for code, begin, end in zip(codes.tolist(), starts.tolist(), ends):
+            for code, begin, end in zip(codes.tolist(), starts.tolist(), ends, strict=True):
                 k = wanted.get(code, 0)
                 if not k:
                     continue

@@ -295,8 +295,8 @@ class StreamingBuild:
 
     def _source_batches(self, stages: list[_Stage]) -> Iterator[list[Row]]:
         batch: list[Row] = []
-        for spec, stage in zip(self.recipe.sources, stages):
-            meta = {"name": spec.name, "path": spec.path, "file": Path(spec.path).name, "format": spec.format,
+        for spec, stage in zip(self.recipe.sources, stages, strict=True):
+            meta: dict[str, Any] = {"name": spec.name, "path": spec.path, "file": Path(spec.path).name, "format": spec.format,
                     "encoding": spec.encoding, "options": spec.options}
             for row in _read_source(spec, stage.ctx, self.progress):
                 stage.ctx.ledger.rows_out += 1
@@ -317,7 +317,7 @@ class StreamingBuild:
 
         def flow() -> Iterator[list[Row]]:
             for rows, reports in self.executor.map(steps, self.settings, batches):
-                for (_, stage), report, added in zip(segment, reports, stats):
+                for (_, stage), report, added in zip(segment, reports, stats, strict=True):
                     merge_stats(added, report.stats)
                     ledger = stage.ctx.ledger
                     ledger.rows_in += report.rows_in
@@ -330,7 +330,7 @@ class StreamingBuild:
                 self._drain()
                 if rows:
                     yield rows
-            for (step, _), added in zip(segment, stats):
+            for (step, _), added in zip(segment, stats, strict=True):
                 summary = get_step(step.name).summary if step.name != SCHEMA_STAGE else None
                 if summary is not None and added:
                     summary(added, self.card, **step.params)
@@ -399,7 +399,7 @@ class StreamingBuild:
         rows = (row for batch in (held if spill is None else spill.read()) for row in batch)
         try:
             for names, codes in planner.assignments():
-                for name, row in zip(names, rows):
+                for name, row in zip(names, rows, strict=False):
                     writers[name].write(schema.stored(row))
                 for name in planner.names:
                     np.add.at(per_stratum[name], codes[np.asarray(names) == name], 1)
@@ -408,7 +408,7 @@ class StreamingBuild:
             for writer in writers.values():
                 writer.close()
         strata = {name: Counter({stratum or "(none)": int(count) for stratum, count
-                                 in zip(planner.stratum_names(), per_stratum[name]) if count})
+                                 in zip(planner.stratum_names(), per_stratum[name], strict=True) if count})
                   for name in planner.names}
         if recipe.splits.stratify:
             _stratum_section(self.card, strata, recipe.splits.stratify)
@@ -420,6 +420,7 @@ def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) 
     if source_format.reader is not None:
         yield from source_format.reader(spec, ctx)
         return
+    assert source_format.parse is not None
     path = ctx.resolve_path(spec.path)
     if not path.exists():
         raise MedcurateError(f"source file not found (looked for {path})", file=str(spec.path),

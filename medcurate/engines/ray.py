@@ -62,7 +62,8 @@ class RayExecutor:
              settings: SegmentSettings) -> Iterator[tuple[list[Row], list[StageReport]]]:
         dataset = self.ray.data.from_items([{"index": index, "payload": item} for index, item in enumerate(window)],
                                            override_num_blocks=len(window))
-        mapped = dataset.map_batches(_run_pickled, batch_size=1, batch_format="numpy",
+        function: Any = _run_pickled
+        mapped = dataset.map_batches(function, batch_size=1, batch_format="numpy",
                                      fn_kwargs={"steps": steps, "settings": settings})
         for row in mapped.iter_rows():
             yield pickle.loads(row["payload"])

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-
 from pathlib import Path
+from typing import Any
 
 from medcurate.pipeline import ROW_LOCAL, Row, StepContext, register_step
 from medcurate.schemas import canonical_json
@@ -90,7 +90,7 @@ class _BoundedDedupe:
         self.ctx = ctx
         self.fields = fields
         self.buckets = DigestBuckets(scratch / "dedupe", self.BUCKETS)
-        self.duplicate = None
+        self.duplicate: Any = None
 
     def observe(self, rows: list[Row], start: int) -> None:
         self.buckets.add(start, [hashlib.blake2b(_dedupe_key(row, self.fields).encode("utf-8"), digest_size=16).digest()
@@ -101,7 +101,7 @@ class _BoundedDedupe:
 
     def apply(self, rows: list[Row], start: int) -> list[Row]:
         flags = self.duplicate[start:start + len(rows)]
-        kept = [row for row, is_duplicate in zip(rows, flags) if not is_duplicate]
+        kept = [row for row, is_duplicate in zip(rows, flags, strict=True) if not is_duplicate]
         if len(kept) != len(rows):
             self.ctx.drop(None, "duplicate", len(rows) - len(kept))
         return kept
