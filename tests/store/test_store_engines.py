@@ -10,7 +10,7 @@ from conftest import REPO
 
 from medcurate.build import build
 from medcurate.recipe import load_recipe, recipe_from_dict
-from medcurate.store import list_datasets, verify
+from medcurate.store import list_datasets, load_rows, verify
 
 RECIPES = REPO / "examples" / "recipes"
 # In the order examples/demo.sh builds them: later recipes read versions the earlier ones publish.
@@ -85,6 +85,7 @@ def test_streaming_build_holds_a_bounded_number_of_rows(tmp_path, monkeypatch):
 
     monkeypatch.setattr(store_module, "ROW_GROUP_ROWS", 256)
     monkeypatch.setattr(store_module, "SCHEMA_CHUNK_ROWS", 256)
+    monkeypatch.setattr("medcurate.engines.spill.CHUNK_RECORDS", 1000)  # digests and split keys go to disk
     peak = {"batch": 0, "buffered": 0}
     original_run_segment = local.run_segment
 
@@ -122,3 +123,20 @@ def test_ray_engine_publishes_the_local_version(tmp_path):
                    batch_size=3).version
     assert on_ray.version == local_version.version
     assert _files(on_ray) == _files(local_version)
+
+
+def test_group_splits_spilled_to_disk_equal_the_in_memory_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr("medcurate.engines.spill.CHUNK_RECORDS", 500)
+    data = _generated(tmp_path, 6_000)
+    recipe = dict(_bench_recipe(data), steps=[], splits={"seed": 5, "validation": 0.1, "test": 200,
+                                                          "stratify": "department", "group": "answer"})
+    streamed = build(recipe_from_dict(recipe), store=tmp_path / "a", batch_size=50)
+    held = build(recipe_from_dict(recipe), store=tmp_path / "b", engine="memory")
+    assert streamed.version.version == held.version.version and _files(streamed.version) == _files(held.version)
+    rows = load_rows(streamed.version.ref, store=tmp_path / "a")
+    splits_of_answer: dict[str, set[str]] = {}
+    for split, part in rows.items():
+        for row in part:
+            splits_of_answer.setdefault(row["answer"], set()).add(split)
+    assert all(len(splits) == 1 for splits in splits_of_answer.values())
+    assert 200 <= len(rows["test"]) < 260 and 600 <= len(rows["validation"]) < 660
