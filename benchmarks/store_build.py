@@ -8,7 +8,8 @@ them with strip_text, require, filter_length, dedupe and stratified 2,000/2,000 
 each engine in its own process so its peak RSS is its own. ``baseline`` is the in-memory
 path of another checkout (``--baseline-src``, e.g. the main branch before streaming).
 For the ray engine the figure is the driver's RSS; Ray's workers run in their own processes.
-Prints one line per engine; figures go to docs/benchmarks.md.
+Prints one line per engine (also appended as JSON to $TMPDIR/medcurate-store-bench.jsonl);
+CPU seconds compare engines fairly on a loaded machine. Figures go to docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -60,8 +61,13 @@ def run_one(data: Path, engine: str, store: Path, options: dict) -> dict:
     else:
         result = build(recipe_from_dict(recipe(data)), store=store, engine=engine, **options)
     elapsed = time.perf_counter() - started
-    return {"seconds": elapsed, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "version": result.version.version, "rows_written": result.manifest["counts"]["rows_written"]}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    figures = {"seconds": elapsed, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+               "version": result.version.version, "rows_written": result.manifest["counts"]["rows_written"],
+               "engine": engine, "options": options, "input": str(data), "load_average": os.getloadavg()[0]}
+    with open(Path(tempfile.gettempdir()) / "medcurate-store-bench.jsonl", "a", encoding="utf-8") as log:
+        log.write(json.dumps(figures) + "\n")
+    return figures
 
 
 def main() -> None:
@@ -109,6 +115,7 @@ def main() -> None:
                 continue
             result = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"{spec:<8} build={result['seconds']:.1f} s ({args.rows / result['seconds']:,.0f} rows/s, "
+                  f"{result['cpu_seconds']:.1f} CPU-s in the driver, {args.rows / result['cpu_seconds']:,.0f} rows/CPU-s, "
                   f"{size_mb / result['seconds']:.1f} MB/s) peak_rss={result['peak_rss_mb']:,.0f} MB "
                   f"rows_written={result['rows_written']:,} version={result['version']} "
                   f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
