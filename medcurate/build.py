@@ -22,7 +22,7 @@ from medcurate.engines.local import (
     StreamingBuild,
 )
 from medcurate.errors import MedcurateError
-from medcurate.recipe import Recipe
+from medcurate.recipe import Recipe, recipe_from_dict
 from medcurate.store import Version, store_path
 
 
@@ -69,3 +69,11 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
     finally:
         executor.close()
     return BuildResult(version, version.manifest)
+
+
+def build_mapping(mapping: dict[str, Any], *, origin: str, store: str | Path | None = None,
+                  progress: ProgressFactory | None = None, base_dir: Path | None = None, **options: Any) -> BuildResult:
+    """Check a recipe given as a mapping (what ``<feature>/recipes.py`` returns) and build it;
+    relative paths resolve against ``base_dir`` (default: the working directory)."""
+    recipe = recipe_from_dict(mapping, base_dir=base_dir or Path.cwd(), origin=origin)
+    return build(recipe, store=store, progress=progress, **options)

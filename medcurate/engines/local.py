@@ -37,6 +37,7 @@ from medcurate.pipeline import (
     StepContext,
     get_source_format,
     get_step,
+    publish_checks,
 )
 from medcurate.readers import Malformed, file_sha256, iter_records
 from medcurate.recipe import Recipe
@@ -379,12 +380,13 @@ class StreamingBuild:
         recipe = self.recipe
         planner = SplitPlanner(recipe.splits, None if self.in_memory else self.scratch / "split-keys")
         schema = SchemaInference()
+        checks = publish_checks(recipe.kind)
         held: list[list[Row]] = []
         spill = None if self.in_memory else BatchSpill(self.scratch / "splits.spill")
         position = 0
         for batch in batches:
-            if recipe.kind == "ehr":
-                _refuse_text_not_deidentified(batch)
+            for check in checks:
+                check(batch)
             planner.observe(batch, position)
             schema.add(batch)
             position += len(batch)
@@ -461,14 +463,6 @@ def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) 
         raise
     finally:
         bar.close()
-
-
-def _refuse_text_not_deidentified(rows: list[Row]) -> None:
-    """The privacy gate at publish time: every EHR row's text must be the deid step's output,
-    unchanged by any later step."""
-    from medcurate.ehr.steps import PUBLISHED_TEXT_FIELDS, refuse_unless_deidentified
-
-    refuse_unless_deidentified(rows, PUBLISHED_TEXT_FIELDS)
 
 
 def _stratum_section(card: CardContributions, per_split: dict[str, Counter], stratify: str) -> None:
