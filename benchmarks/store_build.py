@@ -37,9 +37,9 @@ def generate(path: Path, rows: int) -> None:
                 answer = "好"
             if index % 101 == 0:
                 answer = ""
-            handle.write(json.dumps({"instruction": f" 患者{key % 5000}号问：最近头晕乏力，血压偏高怎么办？",
-                                     "query": "", "answer": answer, "task": "qa",
-                                     "department": DEPARTMENTS[key % 4]}, ensure_ascii=False) + "\n")
+            # what json.dumps(..., ensure_ascii=False) writes for these rows, three times faster
+            handle.write(f'{{"instruction": " 患者{key % 5000}号问：最近头晕乏力，血压偏高怎么办？", "query": "", '
+                         f'"answer": "{answer}", "task": "qa", "department": "{DEPARTMENTS[key % 4]}"}}\n')
 
 
 def recipe(data: Path) -> dict:
