@@ -43,7 +43,9 @@ def steps_command():
     for name, info in steps().items():
         reads = ", ".join(info.reads) or "-"
         writes = ", ".join(info.writes) or "-"
-        click.echo(f"  {name:<22} reads [{reads}] writes [{writes}]  {info.doc.splitlines()[0] if info.doc else ''}")
+        kind = "row-local" if info.kind == "row_local" else ("whole-pass, bounded" if info.bounded else "whole-pass")
+        click.echo(f"  {name:<22} ({kind}) reads [{reads}] writes [{writes}]  "
+                   f"{info.doc.splitlines()[0] if info.doc else ''}")
 
 
 @click.group("datasets")

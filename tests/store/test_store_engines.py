@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, run_medcurate
 
 from medcurate.build import build
 from medcurate.recipe import load_recipe, recipe_from_dict
@@ -140,3 +140,13 @@ def test_group_splits_spilled_to_disk_equal_the_in_memory_ones(tmp_path, monkeyp
             splits_of_answer.setdefault(row["answer"], set()).add(split)
     assert all(len(splits) == 1 for splits in splits_of_answer.values())
     assert 200 <= len(rows["test"]) < 260 and 600 <= len(rows["validation"]) < 660
+
+
+def test_build_command_takes_engine_workers_and_batch_size(tmp_path):
+    recipe = str(RECIPES / "consultation_qa.yaml")
+    run_medcurate("build", recipe, "--store", str(tmp_path / "a"), "--workers", "2", "--batch-size", "3", check=True)
+    run_medcurate("build", recipe, "--store", str(tmp_path / "b"), "--engine", "memory", check=True)
+    first, second = list_datasets(tmp_path / "a")["consultation-qa"], list_datasets(tmp_path / "b")["consultation-qa"]
+    assert first[-1]["version"] == second[-1]["version"]
+    refused = run_medcurate("build", recipe, "--store", str(tmp_path / "c"), "--engine", "spark")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
