@@ -153,46 +153,6 @@ def write_parquet_bytes(table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def rows_to_tables(splits: dict[str, list[dict[str, Any]]]) -> tuple[dict[str, Any], list[str]]:
-    """Arrow tables for every split with one shared schema. A column whose values have no
-    common Arrow type is stored as JSON text and named in the returned list."""
-    import pyarrow as pa
-
-    every_row = [row for rows in splits.values() for row in rows]
-    json_columns: list[str] = []
-    columns = sorted({key for row in every_row for key in row}, key=_column_order)
-    for _ in range(len(columns) + 1):
-        try:
-            schema = pa.Table.from_pylist(every_row).schema if every_row else pa.schema([])
-            break
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            culprit = next((c for c in columns if c not in json_columns and f"'{c}'" in str(exc)), None)
-            if culprit is None:
-                culprit = _first_mixed_column(every_row, columns, json_columns)
-            if culprit is None:
-                raise MedcurateError(f"rows cannot be stored as Parquet: {exc}") from None
-            json_columns.append(culprit)
-            for row in every_row:
-                if culprit in row and not isinstance(row[culprit], str | None):
-                    row[culprit] = canonical_json(row[culprit])
-    ordered = pa.schema([schema.field(name) for name in sorted(schema.names, key=_column_order)])
-    tables = {split: pa.Table.from_pylist(rows, schema=ordered) for split, rows in splits.items()}
-    return tables, json_columns
-
-
-def _first_mixed_column(rows, columns, skip):
-    import pyarrow as pa
-
-    for column in columns:
-        if column in skip:
-            continue
-        try:
-            pa.array([row.get(column) for row in rows])
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            return column
-    return None
-
-
 _LEADING = ("id", "instruction", "query", "answer", "messages", "prompt", "chosen", "rejected",
             "input", "diagnosis", "department", "task", "template_id")
 
@@ -257,11 +217,11 @@ class SchemaInference:
         return pa.schema([(name, self.types[name]) for name in sorted(self.types, key=_column_order)])
 
     def stored(self, row: dict[str, Any]) -> dict[str, Any]:
-        """The row as written: values of JSON columns that are not text become canonical JSON."""
+        """The row as written: every non-null value of a JSON column becomes canonical JSON
+        (text too, so a reader can decode the column without guessing)."""
         for name in self.json_columns:
-            value = row.get(name)
-            if not isinstance(value, str | None):
-                row[name] = canonical_json(value)
+            if row.get(name) is not None:
+                row[name] = canonical_json(row[name])
         return row
 
 

@@ -150,3 +150,18 @@ def test_build_command_takes_engine_workers_and_batch_size(tmp_path):
     assert first[-1]["version"] == second[-1]["version"]
     refused = run_medcurate("build", recipe, "--store", str(tmp_path / "c"), "--engine", "spark")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
+
+
+def test_a_column_whose_type_changes_late_is_stored_as_json(tmp_path, monkeypatch):
+    monkeypatch.setattr("medcurate.store.SCHEMA_CHUNK_ROWS", 8)
+    data = tmp_path / "mixed.jsonl"
+    rows = [{"instruction": f"问题{i}", "query": "", "answer": f"回答{i}", "task": "qa", "extra": i if i < 30 else {"n": i}}
+            for i in range(40)]
+    data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    recipe = {"name": "mixed", "kind": "instruction",
+              "sources": [{"name": "rows", "path": str(data), "options": {"keep_unmapped": True}}]}
+    streamed = build(recipe_from_dict(recipe), store=tmp_path / "a", batch_size=3)
+    held = build(recipe_from_dict(recipe), store=tmp_path / "b", engine="memory")
+    assert streamed.manifest["json_columns"] == ["extra"] and _files(streamed.version) == _files(held.version)
+    stored = load_rows(streamed.version.ref, store=tmp_path / "a")["train"]
+    assert [json.loads(row["extra"]) for row in stored] == [row["extra"] for row in rows]
