@@ -305,6 +305,7 @@ def publish_staged(name: str, manifest: dict[str, Any], staged: Path, card_rende
     try:
         paths = sorted(path for path in staged.rglob("*") if path.is_file())
         manifest = dict(manifest)
+        manifest.setdefault("privacy", {"status": "not screened"})  # medcurate/privacy.py: unknown means unscreened
         manifest["files"] = {path.relative_to(staged).as_posix(): _file_sha256(path) for path in paths}
         version_id = compute_version_id(manifest)
         manifest["version"] = version_id

@@ -39,6 +39,7 @@ from medcurate.pipeline import (
     get_step,
     publish_checks,
 )
+from medcurate.privacy import version_privacy
 from medcurate.readers import Malformed, file_sha256, iter_records
 from medcurate.recipe import Recipe
 from medcurate.schemas import canonical_json, row_kind, stable_row_id
@@ -292,6 +293,9 @@ class StreamingBuild:
             "columns": schema.schema().names,
             "stats": self.card.stats,
             "card_sections": [[title, body] for title, body in self.card.sections],
+            # one row that fails the gate decides like all of them would (version_privacy checks any())
+            "privacy": version_privacy([self.unscreened] if self.unscreened is not None else [],
+                                       self.card.stats.get("deid")),
         }
 
     def _source_batches(self, stages: list[_Stage]) -> Iterator[list[Row]]:
@@ -380,13 +384,18 @@ class StreamingBuild:
         recipe = self.recipe
         planner = SplitPlanner(recipe.splits, None if self.in_memory else self.scratch / "split-keys")
         schema = SchemaInference()
+        from medcurate.deid.gate import gate_problem
+
         checks = publish_checks(recipe.kind)
+        unscreened: Row | None = None
         held: list[list[Row]] = []
         spill = None if self.in_memory else BatchSpill(self.scratch / "splits.spill")
         position = 0
         for batch in batches:
             for check in checks:
                 check(batch)
+            if unscreened is None:
+                unscreened = next((row for row in batch if gate_problem(row)), None)
             planner.observe(batch, position)
             schema.add(batch)
             position += len(batch)
@@ -414,6 +423,7 @@ class StreamingBuild:
                   for name in planner.names}
         if recipe.splits.stratify:
             _stratum_section(self.card, strata, recipe.splits.stratify)
+        self.unscreened = unscreened
         return {name: writer.rows for name, writer in writers.items()}, notes, schema
 
 

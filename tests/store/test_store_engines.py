@@ -9,6 +9,7 @@ import pytest
 from conftest import REPO, run_medcurate
 
 from medcurate.build import build
+from medcurate.deid.engine import SECRET_ENV
 from medcurate.recipe import load_recipe, recipe_from_dict
 from medcurate.store import list_datasets, load_rows, verify
 
@@ -32,8 +33,10 @@ def _build_all(store: Path, **options) -> dict[str, tuple[str, dict[str, bytes]]
 
 @pytest.fixture(scope="module")
 def small_row_groups():
-    """Row groups and schema chunks of a few rows, so the small samples span several."""
+    """Row groups and schema chunks of a few rows, so the small samples span several; a deid
+    secret, so patient pseudonyms are stable (without one they are random on every run)."""
     with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SECRET_ENV, "engines-test-secret")
         patch.setattr("medcurate.store.ROW_GROUP_ROWS", 16)
         patch.setattr("medcurate.store.SCHEMA_CHUNK_ROWS", 8)
         yield
