@@ -10,6 +10,7 @@ from conftest import REPO, run_medcurate
 
 from medcurate.build import build
 from medcurate.deid.engine import SECRET_ENV
+from medcurate.pipeline import ROW_LOCAL, register_step
 from medcurate.recipe import load_recipe, recipe_from_dict
 from medcurate.store import list_datasets, load_rows, verify
 
@@ -168,3 +169,25 @@ def test_a_column_whose_type_changes_late_is_stored_as_json(tmp_path, monkeypatc
     assert streamed.manifest["json_columns"] == ["extra"] and _files(streamed.version) == _files(held.version)
     stored = load_rows(streamed.version.ref, store=tmp_path / "a")["train"]
     assert [json.loads(row["extra"]) for row in stored] == [row["extra"] for row in rows]
+
+
+def _answer_lengths_card(stats, card, field):
+    card.stats["answer_lengths"] = stats["answer_lengths"]
+    card.add_section("Answer lengths", f"{stats['answer_lengths']['rows']} rows, {stats['answer_lengths']['chars']} characters")
+
+
+@register_step("count_chars_for_tests", kind=ROW_LOCAL, summary=_answer_lengths_card)
+def count_chars_for_tests(rows, ctx, field):
+    ctx.card.stats["answer_lengths"] = {"rows": len(rows), "chars": sum(len(row[field]) for row in rows)}
+    return rows
+
+
+def test_row_local_card_stats_add_up_over_batches(tmp_path):
+    data = _generated(tmp_path, 500)
+    recipe = dict(_bench_recipe(data), steps=[{"count_chars_for_tests": {"field": "answer"}}], splits={})
+    expected = sum(len(json.loads(line)["answer"]) for line in data.read_text(encoding="utf-8").splitlines())
+    streamed = build(recipe_from_dict(recipe), store=tmp_path / "a", batch_size=7, workers=2)
+    assert streamed.manifest["stats"]["answer_lengths"] == {"rows": 500, "chars": expected}
+    assert streamed.manifest["card_sections"] == [["Answer lengths", f"500 rows, {expected} characters"]]
+    held = build(recipe_from_dict(recipe), store=tmp_path / "b", engine="memory")
+    assert held.version.version == streamed.version.version
