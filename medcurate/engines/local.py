@@ -407,7 +407,10 @@ class StreamingBuild:
                 held.append(batch)
             else:
                 spill.write(batch)
-        notes = planner.finish()
+        try:
+            notes = planner.finish()
+        except MedcurateError as exc:
+            raise MedcurateError(exc.message, file=self.recipe.origin, field=exc.field) from None
         arrow_schema = schema.schema()
         writers = {name: SplitFileWriter(staged / "data" / f"{name}.parquet", arrow_schema) for name in planner.names}
         per_stratum = {name: np.zeros(len(planner.codes), dtype=np.int64) for name in planner.names}
