@@ -210,24 +210,48 @@ _PUBLISH_CHECKS: dict[str, list[PublishCheck]] = {}
 _loaded = False
 
 
-def register_source(name: str, *, file_format: str, doc: str, default_encoding: str | None = None):
+def _documentation(kind: str, name: str, function: Callable, doc: str | None) -> str:
+    """One rule for what ``medcurate steps`` shows: the function's docstring. ``doc=`` is only for
+    one function registered under several names (a text per name); giving both is refused."""
+    own = (function.__doc__ or "").strip()
+    if own and doc:
+        raise ValueError(f"{kind} {name!r}: give the documentation once (docstring or doc=, not both)")
+    return own or (doc or "").strip()
+
+
+def _refuse_duplicate(kind: str, name: str, registry: dict[str, Any], function: Callable) -> None:
+    """A name means one thing: a second registration under the same name is an error, unless it is
+    the very same function again (a module imported twice)."""
+    existing = registry.get(name)
+    if existing is None:
+        return
+    previous = existing.parse or existing.reader if isinstance(existing, SourceFormat) else existing.function
+    if (previous.__module__, previous.__qualname__) != (function.__module__, function.__qualname__):
+        raise ValueError(f"{kind} {name!r} is registered twice: {previous.__module__}.{previous.__qualname__} "
+                         f"and {function.__module__}.{function.__qualname__}")
+
+
+def register_source(name: str, *, file_format: str, doc: str | None = None, default_encoding: str | None = None):
     """Register a parser ``(raw_record, spec, ctx) -> iterable of rows`` for a source format.
 
     ``file_format`` is how the file is split into raw records (jsonl, json, csv, tsv, parquet).
     Raise ``RecordError`` for a bad record; return nothing only after ``ctx.drop``.
     """
     def decorator(function: SourceParser) -> SourceParser:
-        _SOURCE_FORMATS[name] = SourceFormat(name, function, file_format, (function.__doc__ or doc).strip(),
-                                             default_encoding)
+        _refuse_duplicate("source format", name, _SOURCE_FORMATS, function)
+        _SOURCE_FORMATS[name] = SourceFormat(name, function, file_format,
+                                             _documentation("source format", name, function, doc), default_encoding)
         return function
     return decorator
 
 
-def register_source_reader(name: str, *, doc: str):
+def register_source_reader(name: str, *, doc: str | None = None):
     """Register a whole-source reader ``(spec, ctx) -> iterable of rows`` for inputs that are not
     record files (a published dataset version, a directory). It counts its own records in ctx.ledger."""
     def decorator(function):
-        _SOURCE_FORMATS[name] = SourceFormat(name, None, "", doc.strip(), None, function)
+        _refuse_duplicate("source format", name, _SOURCE_FORMATS, function)
+        _SOURCE_FORMATS[name] = SourceFormat(name, None, "", _documentation("source format", name, function, doc),
+                                             None, function)
         return function
     return decorator
 
@@ -235,8 +259,9 @@ def register_source_reader(name: str, *, doc: str):
 def register_step(name: str, *, reads: Iterable[str] = (), writes: Iterable[str] = (), doc: str | None = None):
     """Register a step ``(rows, ctx, **params) -> rows``; its docstring documents it."""
     def decorator(function: StepFunction) -> StepFunction:
+        _refuse_duplicate("step", name, _STEPS, function)
         _STEPS[name] = StepInfo(name, function, tuple(reads), tuple(writes),
-                                (doc or function.__doc__ or "").strip())
+                                _documentation("step", name, function, doc))
         return function
     return decorator
 

@@ -14,10 +14,9 @@ from medcurate.card import markdown_table
 from medcurate.pipeline import Row, SourceSpec, StepContext, register_source_reader
 
 
-@register_source_reader("label_studio_annotations",
-                        doc="Annotated units of a `medcurate annotate` work folder (path: the folder), "
-                            "judgements resolved by consensus or expert decision.")
+@register_source_reader("label_studio_annotations")
 def read_annotation_project(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
+    """Annotated units of a `medcurate annotate` work folder (path: the folder), judgements resolved by consensus or expert decision."""
     workdir = ctx.resolve_path(spec.path)
     state = load_state(workdir)
     annotations = read_jsonl_latest(workdir / ANNOTATIONS_FILE, key=lambda r: r["annotation_id"])

@@ -25,7 +25,7 @@ def _require_text(record: Row, name: str = "text") -> str:
     return text
 
 
-@register_source("cdee", file_format="json", doc="CBLUE CHIP-CDEE clinical finding events -> task cdee.")
+@register_source("cdee", file_format="json")
 def parse_cdee_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """CHIP-CDEE clinical finding events -> task cdee.
 
@@ -54,7 +54,7 @@ def parse_cdee_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterab
     yield gold_row("cdee", text, {"events": gold_events})
 
 
-@register_source("cmeee", file_format="json", doc="CBLUE CMeEE sentences with entity spans -> task ner.")
+@register_source("cmeee", file_format="json")
 def parse_cmeee_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """CMeEE entity spans -> task ner.
 
@@ -88,7 +88,7 @@ def parse_cmeee_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Itera
     yield row
 
 
-@register_source("cmeie", file_format="jsonl", doc="CBLUE CMeIE sentences with SPO triples -> task cmeie.")
+@register_source("cmeie", file_format="jsonl")
 def parse_cmeie_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """CMeIE relation triples (JSON Lines) -> task cmeie.
 
@@ -112,7 +112,7 @@ def parse_cmeie_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Itera
     yield gold_row("cmeie", text, {"triples": triples})
 
 
-@register_source("cdn", file_format="json", doc="CBLUE CHIP-CDN raw diagnosis -> standard terms (task cdn).")
+@register_source("cdn", file_format="json")
 def parse_cdn_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """CHIP-CDN raw diagnosis -> standard terms (task cdn).
 
@@ -144,7 +144,7 @@ def parse_imcs_report(target: str) -> dict[str, str]:
     return sections
 
 
-@register_source("imcs_mrg", file_format="jsonl", doc="PromptCBLUE IMCS-V2-MRG examples: dialogue -> report.")
+@register_source("imcs_mrg", file_format="jsonl")
 def parse_imcs_mrg(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """PromptCBLUE IMCS-V2-MRG examples -> task report (dialogue -> six-section report).
 

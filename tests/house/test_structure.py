@@ -10,7 +10,7 @@ import click
 import pytest
 
 from medcurate import cli as cli_module
-from medcurate.pipeline import publish_checks, source_formats
+from medcurate.pipeline import publish_checks, register_source_reader, register_step, source_formats, steps
 
 REPO = Path(__file__).resolve().parents[2]
 FEATURES = ("kg", "deid", "ehr", "cmedins", "mixing", "annotate", "train")
@@ -82,3 +82,35 @@ def test_written_short_forms_run_their_verb(tmp_path, capsys):
     assert "13812345678" not in out.read_text(encoding="utf-8")
     code, output = _run(["cmedins", "--name", "nothing"], capsys)
     assert code == 2 and "give at least one of --cdee" in output
+
+
+def test_a_registry_name_means_one_thing():
+    def another_dedupe(rows, ctx):
+        """Not the core dedupe."""
+        return rows
+
+    with pytest.raises(ValueError, match="step 'dedupe' is registered twice: medcurate.steps.core.dedupe and"):
+        register_step("dedupe")(another_dedupe)
+    assert steps()["dedupe"].function.__module__ == "medcurate.steps.core"
+
+    def another_dataset_reader(spec, ctx):
+        """Not the core reader."""
+        return []
+
+    with pytest.raises(ValueError, match="source format 'dataset' is registered twice"):
+        register_source_reader("dataset")(another_dataset_reader)
+
+
+def test_one_rule_for_documentation():
+    def documented(rows, ctx):
+        """Documented here."""
+        return rows
+
+    with pytest.raises(ValueError, match="docstring or doc=, not both"):
+        register_step("documented_twice_for_tests", doc="and here")(documented)
+    shown = {name: info.doc for name, info in source_formats().items()
+             if (info.parse or info.reader).__module__.startswith("medcurate.")}
+    shown.update({name: info.doc for name, info in steps().items() if info.function.__module__.startswith("medcurate.")})
+    assert all(shown.values()), [name for name, doc in shown.items() if not doc]
+    assert shown["39health"].startswith("39Health KG disease.csv")
+    assert shown["triples_tsv"].startswith("Generic triples (tsv)")
