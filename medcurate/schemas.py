@@ -15,24 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 ROLES = ("system", "user", "assistant")
 EHR_SECTIONS = ("chief_complaint", "present_illness", "past_history", "physical_exam", "auxiliary_exam")
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a row came from: the source's name, the file, the line or row number, the file's sha256."""
-
-    name: str
-    file: str
-    line: int
-    sha256: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

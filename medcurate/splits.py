@@ -15,8 +15,6 @@ from typing import Any
 
 from medcurate.recipe import SplitConfig
 
-SPLIT_NAMES = ("train", "validation", "test")
-
 
 def held_out_size(requested: float, total: int, max_fraction: float) -> tuple[int, str | None]:
     """Rows to hold out for one split, and a note when a fixed count had to be scaled down."""

@@ -28,7 +28,6 @@ from medcurate.errors import MedcurateError
 POLICIES = ("mask", "surrogate", "redact")
 IDENTIFIER_TYPES = tuple(REGISTRY)
 DEFAULT_THRESHOLD = 0.5
-HIGH_CONFIDENCE = 0.8
 SECRET_ENV = "MEDCURATE_DEID_SECRET"
 
 

@@ -106,7 +106,6 @@ def mix(rows: list[Row], ctx: StepContext, parts: dict, total: int | None = None
     if outside:
         ctx.drop(None, "not_in_mix", len(outside))
     rows = [row for row in rows if row["mix_part"] in spec]
-    before_balance = Counter(row["mix_part"] for row in rows)
     if turns:
         rows = _balance_turns(rows, turns, rng, ctx)
     by_part: dict[str, list[Row]] = {name: [] for name in spec}
@@ -122,11 +121,11 @@ def mix(rows: list[Row], ctx: StepContext, parts: dict, total: int | None = None
     if turns:
         mixed = _balance_turns(mixed, turns, rng, ctx)
     rng.shuffle(mixed)
-    _record(mixed, spec, available_all, before_balance, by_part, sizes, total, turns, ctx)
+    _record(mixed, spec, available_all, by_part, sizes, total, turns, ctx)
     return mixed
 
 
-def _record(mixed, spec, available_all, before_balance, by_part, sizes, total, turns, ctx: StepContext) -> None:
+def _record(mixed, spec, available_all, by_part, sizes, total, turns, ctx: StepContext) -> None:
     per_part = {}
     for name in spec:
         taken = [row for row in mixed if row["mix_part"] == name]
