@@ -30,7 +30,7 @@ def evaluate(records: list[dict], deidentifier: Deidentifier) -> dict:
     outputs = [deidentifier.deidentify(record["text"], patient=record["id"]) for record in records]
     elapsed = time.perf_counter() - started
     size = sum(len(record["text"].encode("utf-8")) for record in records)
-    for record, result in zip(records, outputs):
+    for record, result in zip(records, outputs, strict=True):
         text = record["text"]
         predicted = bytearray(len(text))
         for span in result.spans:
@@ -48,7 +48,7 @@ def evaluate(records: list[dict], deidentifier: Deidentifier) -> dict:
                 leaks.append(f"{record['id']}:{span['type']}")
         found_chars += sum(predicted)
         gold_chars += sum(gold)
-        true_chars += sum(p & g for p, g in zip(predicted, gold))
+        true_chars += sum(p & g for p, g in zip(predicted, gold, strict=True))
         for span in result.spans:
             if not any(gold[span.start:span.end]):
                 false_positives.append((record["id"], span.type, text[max(0, span.start - 8):span.end + 6]))

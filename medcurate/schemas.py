@@ -13,6 +13,7 @@ preference    prompt, chosen, rejected, per-criterion ratings, annotator metadat
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,7 +93,7 @@ def _check_messages(row: dict[str, Any]) -> list[tuple[str, str]]:
         problems.append(("messages", "the first non-system message must be from the user"))
     if dialogue and dialogue[-1] != "assistant":
         problems.append(("messages", "the last message must be from the assistant"))
-    for before, after in zip(dialogue, dialogue[1:]):
+    for before, after in itertools.pairwise(dialogue):
         if before == after:
             problems.append(("messages", "user and assistant turns must alternate"))
             break

@@ -164,7 +164,7 @@ def task_department_chart(rows: list[Row], max_departments: int = 12) -> bytes:
     for index, (key, group) in enumerate(series):
         values = [sum(counts.get((task, name), 0) for name in group) for task in tasks]
         axes.bar(tasks, values, bottom=bottoms, label=key, color=colours(index % 20))
-        bottoms = [b + v for b, v in zip(bottoms, values)]
+        bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
     axes.set_ylabel("rows")
     axes.set_title("CMedINS rows per task and department")
     axes.legend(fontsize=7, ncol=2, loc="upper right")

@@ -78,7 +78,7 @@ def id_card_checksum_ok(number: str) -> bool:
     """The GB 11643 mod-11 check digit of an 18-digit resident identity number."""
     if len(number) != 18 or not number[:17].isdigit():
         return False
-    total = sum(int(digit) * weight for digit, weight in zip(number[:17], _ID_WEIGHTS))
+    total = sum(int(digit) * weight for digit, weight in zip(number[:17], _ID_WEIGHTS, strict=True))
     return _ID_CHECK[total % 11] == number[17].upper()
 
 

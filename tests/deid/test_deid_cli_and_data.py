@@ -34,7 +34,7 @@ def test_deid_command_as_written(tmp_path):
         assert secret not in report.read_text(encoding="utf-8") and secret not in result.stderr + result.stdout
     span_lines = [json.loads(line) for line in spans.read_text(encoding="utf-8").splitlines()]
     assert span_lines[1] == {"id": "b", "spans": []}
-    for record, line in zip(SAMPLE, span_lines):
+    for record, line in zip(SAMPLE, span_lines, strict=True):
         for span in line["spans"]:
             assert set(span) == {"start", "end", "type", "score"}
             assert record["text"][span["start"]:span["end"]].strip()
