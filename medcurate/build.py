@@ -163,6 +163,7 @@ def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) 
                 ctx.reject({"source": location}, item.reason, item.field)
                 continue
             declared_before = _declared(ctx.ledger)
+            assert source_format.parse is not None  # a record file's format always has a parser
             try:
                 produced = list(source_format.parse(item.data, spec, ctx))
             except RecordError as exc:

@@ -225,8 +225,8 @@ def _refuse_duplicate(kind: str, name: str, registry: dict[str, Any], function: 
     existing = registry.get(name)
     if existing is None:
         return
-    previous = existing.parse or existing.reader if isinstance(existing, SourceFormat) else existing.function
-    if (previous.__module__, previous.__qualname__) != (function.__module__, function.__qualname__):
+    previous = (existing.parse or existing.reader) if isinstance(existing, SourceFormat) else existing.function
+    if previous is not None and (previous.__module__, previous.__qualname__) != (function.__module__, function.__qualname__):
         raise ValueError(f"{kind} {name!r} is registered twice: {previous.__module__}.{previous.__qualname__} "
                          f"and {function.__module__}.{function.__qualname__}")
 

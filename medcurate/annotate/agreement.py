@@ -9,7 +9,7 @@ left out of every statistic.
 from __future__ import annotations
 
 import itertools
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 
 Vote = tuple[str, Hashable]
@@ -81,12 +81,12 @@ def krippendorff_alpha_nominal(items: Sequence[Sequence[Hashable]]) -> float | N
     usable = [values for values in items if len(values) >= 2]
     if not usable:
         return None
-    coincidence: Counter = Counter()
+    coincidence: defaultdict[tuple[Hashable, Hashable], float] = defaultdict(float)
     for values in usable:
         weight = 1.0 / (len(values) - 1)
         for i, j in itertools.permutations(range(len(values)), 2):
             coincidence[(values[i], values[j])] += weight
-    marginals: Counter = Counter()
+    marginals: defaultdict[Hashable, float] = defaultdict(float)
     for (first, _), weight in coincidence.items():
         marginals[first] += weight
     total = sum(marginals.values())

@@ -17,11 +17,14 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from medcurate.errors import MedcurateError
 from medcurate.schemas import canonical_json
 from medcurate.steps.core import instruction_to_messages
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 
 @dataclass(frozen=True)
@@ -124,15 +127,18 @@ def openai_generator(settings: SamplingSettings, api_key: str | None) -> Callabl
     client = openai.OpenAI(base_url=settings.base_url, api_key=api_key or "not-needed", max_retries=3, timeout=120)
 
     def generate(messages: list[dict[str, str]], k: int) -> list[str]:
+        # the roles are checked when a dataset is built: these are valid chat messages
+        chat = cast("list[ChatCompletionMessageParam]", messages)
         answers = []
         for index in range(k):
             try:
                 response = client.chat.completions.create(
-                    model=settings.model, messages=messages, temperature=settings.temperature,
+                    model=settings.model, messages=chat, temperature=settings.temperature,
                     top_p=settings.top_p, max_tokens=settings.max_new_tokens, seed=settings.seed + index)
             except openai.APIError as exc:
+                status = getattr(exc, "status_code", None)
                 raise MedcurateError(f"endpoint {settings.base_url} failed: {type(exc).__name__}"
-                                     f"{' HTTP ' + str(exc.status_code) if getattr(exc, 'status_code', None) else ''}") from None
+                                     f"{' HTTP ' + str(status) if status else ''}") from None
             answers.append((response.choices[0].message.content or "").strip())
         return answers
 
@@ -150,11 +156,13 @@ def local_generator(settings: SamplingSettings) -> Callable[[list[dict[str, str]
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path)
+    base = AutoModelForCausalLM.from_pretrained(model_path)
     if settings.adapter:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, settings.adapter)
+        model: Any = PeftModel.from_pretrained(base, settings.adapter)  # generate() on base or adapter alike
+    else:
+        model = base
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -172,7 +180,7 @@ def local_generator(settings: SamplingSettings) -> Callable[[list[dict[str, str]
                                     max_new_tokens=settings.max_new_tokens, num_return_sequences=k,
                                     pad_token_id=tokenizer.pad_token_id)
         prompt_length = inputs["input_ids"].shape[1]
-        return [tokenizer.decode(sequence[prompt_length:], skip_special_tokens=True).strip() for sequence in output]
+        return [str(tokenizer.decode(sequence[prompt_length:], skip_special_tokens=True)).strip() for sequence in output]
 
     return generate
 

@@ -103,8 +103,8 @@ def parse_cmeie_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Itera
     triples = []
     for index, spo in enumerate(spo_list):
         obj = (spo.get("object") or {}).get("@value") if isinstance(spo, dict) else None
-        if not isinstance(spo, dict) or not all(isinstance(v, str) and v.strip()
-                                                for v in (spo.get("subject"), spo.get("predicate"), obj)):
+        if not isinstance(spo, dict) or not isinstance(obj, str) or not all(
+                isinstance(v, str) and v.strip() for v in (spo.get("subject"), spo.get("predicate"), obj)):
             raise RecordError("bad triple: subject, predicate or object missing", field=f"spo_list[{index}]")
         triple = [spo["subject"].strip(), spo["predicate"].strip(), obj.strip()]
         if triple not in triples:

@@ -71,7 +71,9 @@ def map_fields(record: dict[str, Any], mapping: dict[str, str] | None = None) ->
 
 def split_diagnoses(text: str) -> list[str]:
     """Split a diagnosis field on ；，、 newlines and numbering, never inside brackets."""
-    pieces, current, depth = [], [], 0
+    pieces: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in _NUMBERED_ITEMS.sub("\n", text.replace("\r", "")):
         if char in "（(":
             depth += 1

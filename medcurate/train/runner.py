@@ -335,9 +335,11 @@ def merge_adapter(adapter_or_run: str | Path, out: str | Path) -> Path:
     from transformers import AutoTokenizer
 
     task = json.loads(config_file.read_text(encoding="utf-8")).get("task_type")
-    loader = AutoPeftModelForSequenceClassification if task == "SEQ_CLS" else AutoPeftModelForCausalLM
-    extra = {"num_labels": 1} if task == "SEQ_CLS" else {}
-    merged = loader.from_pretrained(str(adapter_dir), **extra).merge_and_unload()
+    if task == "SEQ_CLS":
+        model = AutoPeftModelForSequenceClassification.from_pretrained(str(adapter_dir), num_labels=1)
+    else:
+        model = AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir))
+    merged = model.merge_and_unload()
     out = Path(out)
     merged.save_pretrained(str(out))
     AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(str(out))

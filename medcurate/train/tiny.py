@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medcurate.errors import MedcurateError
 from medcurate.train.chat_templates import resolve_chat_template
+
+if TYPE_CHECKING:
+    from medcurate.store import Version
 
 IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 SPECIAL_TOKENS = (END_OF_TEXT, IM_START, IM_END)
@@ -40,7 +43,7 @@ def row_texts(row: dict[str, Any]) -> Iterable[str]:
         yield from (m["content"] for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str))
 
 
-def corpus_texts(ref: str, store: str | Path | None = None) -> list[str]:
+def corpus_texts(ref: str | Version, store: str | Path | None = None) -> list[str]:
     """All texts of a published dataset version (every split)."""
     from medcurate.store import load_rows
 
