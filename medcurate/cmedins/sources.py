@@ -25,6 +25,20 @@ def _require_text(record: Row, name: str = "text") -> str:
     return text
 
 
+def gold_row(task: str, query: str, gold: dict[str, Any], department: str | None = None) -> Row:
+    """A task row before templating; the answer must read back to the gold (else a reject)."""
+    try:
+        answer = render(task, gold)
+    except Unrenderable as exc:
+        raise RecordError(str(exc), field="gold") from None
+    if parse(task, answer) != gold:
+        raise RecordError("unrenderable: answer does not parse back to the gold", field="gold")
+    row: Row = {"task": task, "query": query.strip(), "gold": gold, "answer": answer}
+    if department:
+        row["department"] = department
+    return row
+
+
 @register_source("cdee", file_format="json")
 def parse_cdee_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """CHIP-CDEE clinical finding events -> task cdee.
@@ -174,17 +188,3 @@ def parse_imcs_mrg(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[
     row = gold_row("report", "\n".join(turns), {"sections": sections})
     row["dialogue_turns"] = len(turns)
     yield row
-
-
-def gold_row(task: str, query: str, gold: dict[str, Any], department: str | None = None) -> Row:
-    """A task row before templating; the answer must read back to the gold (else a reject)."""
-    try:
-        answer = render(task, gold)
-    except Unrenderable as exc:
-        raise RecordError(str(exc), field="gold") from None
-    if parse(task, answer) != gold:
-        raise RecordError("unrenderable: answer does not parse back to the gold", field="gold")
-    row: Row = {"task": task, "query": query.strip(), "gold": gold, "answer": answer}
-    if department:
-        row["department"] = department
-    return row
