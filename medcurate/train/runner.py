@@ -214,9 +214,9 @@ def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out:
     main_process = is_main_process()
     if main_process and (out / LINEAGE_FILE).exists():
         raise MedcurateError("run directory already holds a run; choose a new --out", file=str(out))
-    out.mkdir(parents=True, exist_ok=True)
     config = build_trl_config(resolved, out, eval_data is not None, device)
     check_training_template(tokenizer, template, assistant_only=bool(getattr(config, "assistant_only_loss", False)))
+    out.mkdir(parents=True, exist_ok=True)
     quantization = quantization_config(resolved, device)
     peft_config = lora_config(resolved)
     recipe_as_run = resolved_without_private(resolved)

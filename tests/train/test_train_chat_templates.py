@@ -108,6 +108,7 @@ def test_chat_template_option_gives_an_assistant_only_mask(train_world, unmarked
     ref, store = train_world["refs"]["conversation"], train_world["store"]
     with pytest.raises(MedcurateError, match=r"chat template unmarked \(the model's own\) has no \{% generation"):
         prepare_run("sft", "clinicalgpt-sft", unmarked_model, ref, tmp_path / "own", store=store, overrides=FAST)
+    assert not (tmp_path / "own").exists(), "a refused template leaves no run directory behind"
     run = prepare_run("sft", "clinicalgpt-sft", unmarked_model, ref, tmp_path / "run", store=store, overrides=FAST,
                       chat_template="chatml")
     assert run.lineage["chat_template"] == {"name": "chatml", "origin": "shipped"}
