@@ -36,6 +36,8 @@ PLUGIN_MODULES = (
     "medcurate.mixing.steps",
     "medcurate.annotate.sources",
     "medcurate.annotate.steps",
+    "medcurate.quality.steps",
+    "medcurate.corpora.sources",
 )
 
 Row = dict[str, Any]
@@ -210,13 +212,18 @@ _PUBLISH_CHECKS: dict[str, list[PublishCheck]] = {}
 _loaded = False
 
 
-def _documentation(kind: str, name: str, function: Callable, doc: str | None) -> str:
-    """One rule for what ``medcurate steps`` shows: the function's docstring. ``doc=`` is only for
-    one function registered under several names (a text per name); giving both is refused."""
+def _documentation(kind: str, name: str, function: Callable, doc: str | None, registry: dict[str, Any]) -> str:
+    """One rule for what ``medcurate steps`` shows: the function's docstring. ``doc=`` is only for one
+    function registered under several names (a text per name, shown for that name); on a documented
+    function's first registration it would hide one of the two texts, so it is refused."""
     own = (function.__doc__ or "").strip()
-    if own and doc:
+    if own and doc and not any(_function_of(entry) is function for entry in registry.values()):
         raise ValueError(f"{kind} {name!r}: give the documentation once (docstring or doc=, not both)")
-    return own or (doc or "").strip()
+    return (doc or own).strip()
+
+
+def _function_of(entry: SourceFormat | StepInfo) -> Callable | None:
+    return (entry.parse or entry.reader) if isinstance(entry, SourceFormat) else entry.function
 
 
 def _refuse_duplicate(kind: str, name: str, registry: dict[str, Any], function: Callable) -> None:
@@ -225,7 +232,7 @@ def _refuse_duplicate(kind: str, name: str, registry: dict[str, Any], function: 
     existing = registry.get(name)
     if existing is None:
         return
-    previous = (existing.parse or existing.reader) if isinstance(existing, SourceFormat) else existing.function
+    previous = _function_of(existing)
     if previous is not None and (previous.__module__, previous.__qualname__) != (function.__module__, function.__qualname__):
         raise ValueError(f"{kind} {name!r} is registered twice: {previous.__module__}.{previous.__qualname__} "
                          f"and {function.__module__}.{function.__qualname__}")
@@ -240,7 +247,8 @@ def register_source(name: str, *, file_format: str, doc: str | None = None, defa
     def decorator(function: SourceParser) -> SourceParser:
         _refuse_duplicate("source format", name, _SOURCE_FORMATS, function)
         _SOURCE_FORMATS[name] = SourceFormat(name, function, file_format,
-                                             _documentation("source format", name, function, doc), default_encoding)
+                                             _documentation("source format", name, function, doc, _SOURCE_FORMATS),
+                                             default_encoding)
         return function
     return decorator
 
@@ -250,8 +258,8 @@ def register_source_reader(name: str, *, doc: str | None = None):
     record files (a published dataset version, a directory). It counts its own records in ctx.ledger."""
     def decorator(function):
         _refuse_duplicate("source format", name, _SOURCE_FORMATS, function)
-        _SOURCE_FORMATS[name] = SourceFormat(name, None, "", _documentation("source format", name, function, doc),
-                                             None, function)
+        _SOURCE_FORMATS[name] = SourceFormat(name, None, "", _documentation("source format", name, function, doc,
+                                                                                  _SOURCE_FORMATS), None, function)
         return function
     return decorator
 
@@ -261,7 +269,7 @@ def register_step(name: str, *, reads: Iterable[str] = (), writes: Iterable[str]
     def decorator(function: StepFunction) -> StepFunction:
         _refuse_duplicate("step", name, _STEPS, function)
         _STEPS[name] = StepInfo(name, function, tuple(reads), tuple(writes),
-                                _documentation("step", name, function, doc))
+                                _documentation("step", name, function, doc, _STEPS))
         return function
     return decorator
 

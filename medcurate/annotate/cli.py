@@ -59,9 +59,11 @@ def annotate():
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--near-duplicate", default=0.9, show_default=True, type=float,
               help="Character-bigram Jaccard similarity at which two answers are flagged as near-duplicates.")
+@click.option("--allow-unscreened-text-to-remote-endpoint", "allow_unscreened", is_flag=True,
+              help="Send prompts of a version that is not de-identified to a --base-url off this machine.")
 @store_option
 def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split, limit, temperature, top_p,
-                   max_new_tokens, seed, near_duplicate, store):
+                   max_new_tokens, seed, near_duplicate, allow_unscreened, store):
     """Sample K answers per prompt from a local model or an OpenAI-compatible endpoint."""
     from medcurate.annotate.sampling import (
         SamplingSettings,
@@ -76,7 +78,12 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
                                 temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
                                 adapter=adapter, base_url=base_url)
     items = load_prompts(prompts, store, split, limit)
-    generate = openai_generator(settings, os.environ.get(api_key_env)) if base_url else local_generator(settings)
+    from medcurate.privacy import require_safe_endpoint
+
+    statuses = [item["prompt_source"]["privacy"] for item in items]
+    require_safe_endpoint(base_url, statuses, allow_unscreened=allow_unscreened, purpose=prompts)
+    generate = (openai_generator(settings, os.environ.get(api_key_env), privacy=statuses,
+                                 allow_unscreened=allow_unscreened) if base_url else local_generator(settings))
     sampled = list(make_items(items, generate, settings, near_duplicate))
     written = write_items(Path(out), sampled)
     flagged = sum(len(item["near_duplicates"]) for item in sampled)
@@ -86,7 +93,8 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
 
 @annotate.command("push")
 @click.option("--candidates", required=True, type=click.Path(dir_okay=False), help="JSONL from `annotate sample`.")
-@click.option("--kind", type=click.Choice(["pairwise", "ranking", "binary"]), default="pairwise", show_default=True)
+@click.option("--kind", type=click.Choice(["pairwise", "ranking", "binary", "rating"]), default="pairwise",
+              show_default=True, help="rating: one answer scored 1-5 on IvyGPT's four dimensions.")
 @click.option("--annotators", required=True, help="Comma-separated annotator e-mails (their Label Studio accounts).")
 @click.option("--overlap", default=2, show_default=True, type=int, help="Annotators per item (at least 2).")
 @click.option("--title", default=None)
@@ -96,18 +104,24 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
 @click.option("--judge-url", default=None, help="OpenAI-compatible endpoint of an LLM judge for pre-annotations.")
 @click.option("--judge-model", default=None, help="The judge's model name.")
 @click.option("--judge-key-env", default="OPENAI_API_KEY", show_default=True)
+@click.option("--allow-unscreened-text-to-remote-endpoint", "allow_unscreened", is_flag=True,
+              help="Send candidates from a version that is not de-identified to a --judge-url off this machine.")
 @workdir_option
 @server_options
 def push_command(candidates, kind, annotators, overlap, title, project_id, seed, keep_near_duplicates, judge_url,
-                 judge_model, judge_key_env, workdir, url, token):
+                 judge_model, judge_key_env, allow_unscreened, workdir, url, token):
     """Create a Label Studio project from CANDIDATES with cross-annotation assigned by medcurate."""
     from medcurate.annotate.workflows import push
 
     judge = None
     if judge_url:
-        from medcurate.annotate.judge import openai_judge
+        from medcurate.annotate.judge import candidate_privacy, openai_judge
+        from medcurate.privacy import require_safe_endpoint
 
-        judge = openai_judge(judge_url, judge_model or "judge", os.environ.get(judge_key_env))
+        statuses = candidate_privacy(Path(candidates))
+        require_safe_endpoint(judge_url, statuses, allow_unscreened=allow_unscreened, purpose=Path(candidates).name)
+        judge = openai_judge(judge_url, judge_model or "judge", os.environ.get(judge_key_env), privacy=statuses,
+                             allow_unscreened=allow_unscreened)
     result = push(_server(url, token), workdir=Path(workdir), candidates=Path(candidates), kind=kind,
                   annotators=annotators.split(","), overlap=overlap, title=title, seed=seed, project_id=project_id,
                   judge=judge, judge_name=f"judge:{judge_model}" if judge_url else None,
@@ -165,12 +179,14 @@ def resolve_command(min_votes, workdir, url, token):
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--prompt-format", type=click.Choice(["auto", "text", "messages"]), default="auto", show_default=True)
 @click.option("--min-votes", default=2, show_default=True, type=int)
+@click.option("--tie-margin", default=0.5, show_default=True, type=float,
+              help="rating projects: two answers whose mean scores differ by no more than this make no pair.")
 @workdir_option
 @store_option
-def export_command(name, validation, test, seed, prompt_format, min_votes, workdir, store):
+def export_command(name, validation, test, seed, prompt_format, min_votes, tie_margin, workdir, store):
     """Publish a `preference` dataset version (DPO / reward-model pairs) from a pulled project."""
     from medcurate.annotate.recipes import export_recipe
 
     run_recipe_mapping(export_recipe(Path(workdir), name, validation=validation, test=test, seed=seed,
-                                     prompt_format=prompt_format, min_votes=min_votes),
+                                     prompt_format=prompt_format, min_votes=min_votes, tie_margin=tie_margin),
                        origin="medcurate annotate export", store=store)

@@ -1,13 +1,14 @@
 """CMedINS builds: real CBLUE / IMCS files, malformed records to rejects, the one-shot command, the card."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 from medcurate.build import build
 from medcurate.cmedins.formats import parse
-from medcurate.deid.gate import mark_deidentified
-from medcurate.ehr.records import TEXT_FIELDS
+from medcurate.deid.engine import Deidentifier
+from medcurate.deid.gate import mark_deidentified, text_columns
 from medcurate.pipeline import get_step
 from medcurate.recipe import recipe_from_dict
 from medcurate.store import load_rows, resolve
@@ -81,6 +82,17 @@ def test_real_task_files_round_trip_and_template_variety(store):
     for row in rows:
         assert parse(row["task"], row["answer"]) == json.loads(row["gold"])
     assert len({row["template_id"] for row in rows if row["task"] == "ner"}) >= 3
+    # the review's defects: affirmed events are not written 无, CMeIE answers match the instruction
+    for row in (r for r in rows if r["task"] == "cdee"):
+        gold = json.loads(row["gold"])["events"]
+        assert row["answer"].count("发生状态：肯定") == sum(1 for e in gold if e["tendency"] == "")
+        assert "发生状态：无" not in row["answer"]
+    cmeie = [r for r in rows if r["task"] == "cmeie"]
+    assert all(r["answer"].startswith("（") and "可用的关系类型：" in r["instruction"] for r in cmeie)
+    # no task makes up more than 40% of the build by default (CDN was 65%)
+    shares = result.manifest["stats"]["cmedins"]["tasks"]
+    assert max(shares.values()) <= 0.4 * sum(shares.values()) + 1
+    assert counts["rejects"].get("unrenderable", 0) == 0
     report = next(row for row in rows if row["task"] == "report")
     assert report["query"].startswith("患者：") and report["answer"].startswith("主诉：")
     card = (result.version.path / "README.md").read_text(encoding="utf-8")
@@ -97,7 +109,11 @@ def ehr_version(store):
         @register_step(stamp)
         def _stamp(rows, ctx):
             for row in rows:
-                mark_deidentified(row, [name for name in TEXT_FIELDS if row.get(name)], "test")
+                row["patient_id"] = "pt-" + hashlib.sha256(str(row.get("patient_id")).encode()).hexdigest()[:16]
+                for name in text_columns(row):  # the EHR publish check scans the text again
+                    if name != "patient_id":
+                        row[name] = Deidentifier("mask").deidentify(row[name]).text
+                mark_deidentified(row, text_columns(row), "test", pseudonymised=["patient_id"])
             return rows
     recipe = recipe_from_dict({"name": "ehr-demo", "kind": "ehr",
                                "sources": [{"name": "ward", "path": "examples/data/ehr_sample.jsonl", "format": "ehr",
@@ -154,6 +170,8 @@ def test_malformed_imcs_reports_are_rejected(tmp_path, store):
         {"input": good_input, "target": sections.replace("\n建议：多饮水。", ""), "task_dataset": "IMCS-V2-MRG"},
         {"input": "没有对话", "target": sections, "task_dataset": "IMCS-V2-MRG"},
         {"input": "其他任务", "target": "x", "task_dataset": "CMeEE-V2"},
+        # 辅助检查 present but empty: a valid report (no examination was done)
+        {"input": good_input, "target": sections.replace("辅助检查：暂无。", "辅助检查："), "task_dataset": "IMCS-V2-MRG"},
     ]
     path = tmp_path / "imcs.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in records), encoding="utf-8")
@@ -161,6 +179,10 @@ def test_malformed_imcs_reports_are_rejected(tmp_path, store):
     rejects = {r["line"]: r["reason"] for r in read_rejects(result.version)}
     assert rejects == {2: "missing report section: 建议", 3: "missing dialogue: no 问诊对话历史 block"}
     assert result.manifest["counts"]["filtered"] == {"other_task": 1}
-    row = load_rows(result.version.ref, store=store)["train"][0]
+    rows = load_rows(result.version.ref, store=store)["train"]
+    assert len(rows) == 2
+    empty_exam = next(r for r in rows if r["source"]["line"] == 5)
+    assert "辅助检查：无" in empty_exam["answer"] and parse("report", empty_exam["answer"]) == json.loads(empty_exam["gold"])
+    row = next(r for r in rows if r["source"]["line"] == 1)
     assert row["query"] == "患者：咳嗽三天\n医生：发烧吗\n患者：不发烧"
     assert json.loads(row["gold"])["sections"]["既往史"] == "无。"
