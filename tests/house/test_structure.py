@@ -14,8 +14,10 @@ from medcurate.pipeline import publish_checks, register_source_reader, register_
 
 REPO = Path(__file__).resolve().parents[2]
 FEATURES = ("kg", "deid", "ehr", "cmedins", "mixing", "annotate", "train")
-CORE_MODULES = ("build.py", "pipeline.py", "store.py", "recipe.py", "splits.py", "readers.py", "export.py",
-                "card.py", "schemas.py", "commands.py", "sources.py")
+# the core: every top-level module, the build engines and the generic steps
+CORE_MODULES = sorted(str(path.relative_to(REPO / "medcurate"))
+                      for pattern in ("*.py", "engines/*.py", "steps/*.py")
+                      for path in (REPO / "medcurate").glob(pattern))
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -28,12 +30,16 @@ def _imported_modules(path: Path) -> set[str]:
     return names
 
 
+# known exception: the privacy gate's stamp check, which the streaming engine and privacy.py read to
+# state a version's privacy (a candidate to move into the core); every other feature rule reaches
+# the build as a registered publish check
+SHARED_LEAVES = {"medcurate.deid.gate"}
+
+
 @pytest.mark.parametrize("module", CORE_MODULES)
 def test_core_modules_import_no_feature_package(module):
     path = REPO / "medcurate" / module
-    if not path.exists():
-        pytest.skip(f"{module} is not in this checkout")
-    features = {name for name in _imported_modules(path)
+    features = {name for name in _imported_modules(path) - SHARED_LEAVES
                 if name.split(".")[:2] in (["medcurate", feature] for feature in FEATURES)}
     assert not features, f"medcurate/{module} imports feature code: {sorted(features)}"
 
