@@ -42,6 +42,7 @@ PLUGIN_MODULES = (
     "medcurate.annotate.review",
     "medcurate.llm.sources",
     "medcurate.llm.steps",
+    "medcurate.evaluate.sources",
 )
 
 Row = dict[str, Any]

@@ -1,4 +1,4 @@
-"""``medcurate model …``, ``medcurate train …`` and ``medcurate evaluate``.
+"""``medcurate model …`` and ``medcurate train …`` (``medcurate evaluate`` lives in medcurate/evaluate/cli.py).
 
 This module is imported whenever one of those commands runs (and for ``--help``), so it
 imports only click and medcurate's light modules; torch, transformers, peft and trl are
@@ -131,53 +131,3 @@ def recipes():
     for path in sorted(data_folder("training").glob("*.yaml")):
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         click.echo(f"{path.stem:<22} {data.get('stage', '?'):<7} {data.get('paper', '')}")
-
-
-def _evaluation_options(function):
-    function = click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
-                            help="Also write the result as JSON here.")(function)
-    function = click.option("--limit", type=int, default=None, help="Only the first N rows / questions.")(function)
-    function = click.option("--adapter", type=click.Path(exists=True, file_okay=False), default=None,
-                            help="A run directory or adapter folder to apply to the model.")(function)
-    return click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
-                        help="Local HF model folder (the base, when --adapter is given).")(function)
-
-
-def _report(result: dict, out_file: str | None) -> None:
-    import json
-
-    text = json.dumps(result, ensure_ascii=False, indent=2, sort_keys=True)
-    click.echo(text)
-    if out_file:
-        with open(out_file, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-
-
-@click.group("evaluate")
-def evaluate():
-    """Quick model checks: answer-token loss on a dataset split, multiple-choice accuracy."""
-
-
-@evaluate.command("loss")
-@_evaluation_options
-@click.option("--data", required=True, metavar="NAME@VERSION", help="Dataset version from the store.")
-@click.option("--split", default="validation", show_default=True)
-@store_option
-def evaluate_loss(model_path, adapter, limit, out_file, data, split, store):
-    """Answer-token loss and perplexity (preference rows: how often chosen beats rejected)."""
-    from medcurate.train.evaluate import evaluate_split, load_model_for_eval
-
-    model_, tokenizer = load_model_for_eval(model_path, adapter)
-    _report(evaluate_split(model_, tokenizer, data, split, store=store, limit=limit), out_file)
-
-
-@evaluate.command("mcq")
-@_evaluation_options
-@click.option("--csv", "csv_path", required=True, type=click.Path(exists=True),
-              help="A CMMLU-style CSV file or a folder of them (e.g. cmmlu-medical/test).")
-def evaluate_mcq_command(model_path, adapter, limit, out_file, csv_path):
-    """Multiple-choice accuracy: the most likely answer letter after the chat prompt."""
-    from medcurate.train.evaluate import evaluate_mcq, load_model_for_eval, mcq_files
-
-    model_, tokenizer = load_model_for_eval(model_path, adapter)
-    _report(evaluate_mcq(model_, tokenizer, mcq_files(csv_path), limit=limit), out_file)
