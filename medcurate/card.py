@@ -18,7 +18,7 @@ import io
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,7 @@ def _feature_type(arrow_type) -> dict[str, Any]:
     return {"dtype": names.get(arrow_type, str(arrow_type))}
 
 
-def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+def markdown_table(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> str:
     """A GitHub-flavoured Markdown table (steps use it for their card sections)."""
     lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]

@@ -64,9 +64,9 @@ class DatasetOptions(FileOptions):
     splits: StringList | None = None
 
 
-@register_source_reader("dataset", doc="Rows of a published version, path NAME@VERSION; rows keep their provenance.",
-                        options=DatasetOptions, path_is_ref=True)
+@register_source_reader("dataset", options=DatasetOptions, path_is_ref=True)
 def read_published_version(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
+    """Rows of a published version, path NAME@VERSION; rows keep their provenance."""
     from medcurate.store import load_rows, resolve
 
     version = resolve(spec.path, store=ctx.store)

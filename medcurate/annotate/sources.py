@@ -23,10 +23,9 @@ class AnnotationOptions(SourceOptions):
     min_votes: Annotated[int, Field(ge=1)] = 2
 
 
-@register_source_reader("label_studio_annotations",
-                        doc="Annotated units of a `medcurate annotate` work folder (path: the folder), "
-                            "judgements resolved by consensus or expert decision.", options=AnnotationOptions)
+@register_source_reader("label_studio_annotations", options=AnnotationOptions)
 def read_annotation_project(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
+    """Annotated units of a `medcurate annotate` work folder (path: the folder), judgements resolved by consensus or expert decision."""
     workdir = ctx.resolve_path(spec.path)
     state = load_state(workdir)
     annotations = read_jsonl_latest(workdir / ANNOTATIONS_FILE, key=lambda r: r["annotation_id"])

@@ -43,16 +43,19 @@ _STAGE_OPTIONS = [
     click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New run directory."),
     click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                  help="Override a recipe field (repeatable; lora.r=16 for nested keys)."),
+    click.option("--chat-template", default=None, metavar="NAME|FILE",
+                 help="Chat template instead of the tokenizer's own: a shipped one (`medcurate train templates`) "
+                      "or a Jinja file with {% generation %} around assistant turns."),
     store_option,
 ]
 
 
 def _stage_command(stage: str, summary: str):
-    def command(recipe, model_path, data, adapter, out_dir, overrides, store):
+    def command(recipe, model_path, data, adapter, out_dir, overrides, chat_template, store):
         from medcurate.train.runner import run_training
 
         result = run_training(stage, recipe, model_path, data, out_dir, store=store, adapter=adapter,
-                              overrides=list(overrides))
+                              overrides=list(overrides), chat_template=chat_template)
         metrics = result.lineage.get("final_metrics", {})
         loss = metrics.get("train_loss")
         console.print(f"{stage} on {result.lineage['dataset']['ref']}: train_loss="
@@ -106,6 +109,16 @@ def merge(adapter, out_dir):
     from medcurate.train.runner import merge_adapter
 
     console.print(f"merged model written to {merge_adapter(adapter, out_dir)}")
+
+
+@train.command("templates")
+def templates():
+    """List the shipped chat templates (for --chat-template) and their aliases."""
+    from medcurate.train.chat_templates import ALIASES, shipped_templates
+
+    for name in shipped_templates():
+        aliases = sorted(alias for alias, target in ALIASES.items() if target == name)
+        click.echo(f"{name:<12} {'aliases: ' + ', '.join(aliases) if aliases else ''}".rstrip())
 
 
 @train.command("recipes")

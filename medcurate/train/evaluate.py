@@ -23,7 +23,7 @@ def load_model_for_eval(model_path: str | Path, adapter: str | Path | None = Non
     from medcurate.train.runner import ADAPTER_DIR, load_tokenizer
 
     tokenizer = load_tokenizer(model_path)
-    model = AutoModelForCausalLM.from_pretrained(str(model_path))
+    model: Any = AutoModelForCausalLM.from_pretrained(str(model_path))  # the base, or the base with an adapter
     if adapter is not None:
         from peft import PeftModel
 

@@ -74,7 +74,7 @@ def test_llamafactory_exports_follow_the_documented_dataset_info_schema(tmp_path
         out = tmp_path / fmt / version.name
         export_version(version.ref, fmt, out, store=tmp_path / "store")
         info = json.loads((out / "dataset_info.json").read_text(encoding="utf-8"))
-        assert set(info) == {f"{version.ref}_{split}" for split in version.manifest["splits"]}
+        assert set(info) == {f"{version.name}_{split}" for split in version.manifest["splits"]}
         for entry in info.values():
             assert set(entry) <= LLAMAFACTORY_KEYS
             assert entry["formatting"] == fmt
@@ -86,9 +86,8 @@ def test_llamafactory_exports_follow_the_documented_dataset_info_schema(tmp_path
                 assert set(entry["columns"].values()) <= set(record), "every declared column exists"
             report = validate_file(out / entry["file_name"], kind=fmt)
             assert report.problems == []
-    dialogue = versions[1]
-    history = json.loads((tmp_path / "alpaca" / "demo-conversation" / f"demo-conversation-{dialogue.version}_train.json")
-                         .read_text()) if fmt == "alpaca" else None
+    history = json.loads((tmp_path / "alpaca" / "demo-conversation" / "demo-conversation_train.json").read_text()) \
+        if fmt == "alpaca" else None
     if history:
         assert history[0]["history"] == [["我头痛两天了。", "有没有发热或呕吐？"]]
         assert history[0]["system"] == "你是一名全科医生。"
@@ -120,7 +119,8 @@ def test_diff_names_changed_sources_and_rows(tmp_path):
     first = build(recipe_from_dict(recipe), store=tmp_path / "s").version
     data.write_text(json.dumps(row, ensure_ascii=False) + "\n" + json.dumps(dict(row, answer="答二"), ensure_ascii=False)
                     + "\n", encoding="utf-8")
-    build(recipe_from_dict(recipe), store=tmp_path / "s")
+    second = build(recipe_from_dict(recipe), store=tmp_path / "s").version
+    assert second.ref != first.ref
     text = run_medcurate("datasets", "diff", first.ref, "d@latest", "--store", str(tmp_path / "s"), check=True).stdout
     assert "source a: content changed" in text
     assert "split train: 1 -> 2 rows (+1 added, -0 removed, 1 kept)" in text
