@@ -173,7 +173,7 @@ def task_department_table(rows: list[Row]) -> tuple[list[str], list[str], dict[t
     """Tasks, departments (largest first) and counts per (task, department)."""
     counts = Counter((row["task"], row.get("department") or UNKNOWN_DEPARTMENT) for row in rows)
     tasks = [task for task in TASKS if any(t == task for t, _ in counts)]
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for (_, department), number in counts.items():
         totals[department] += number
     departments = sorted(totals, key=lambda d: (-totals[d], d))

@@ -74,7 +74,7 @@ def test_llamafactory_exports_follow_the_documented_dataset_info_schema(tmp_path
         out = tmp_path / fmt / version.name
         export_version(version.ref, fmt, out, store=tmp_path / "store")
         info = json.loads((out / "dataset_info.json").read_text(encoding="utf-8"))
-        assert set(info) == {f"{version.name}_{split}" for split in version.manifest["splits"]}
+        assert set(info) == {f"{version.ref}_{split}" for split in version.manifest["splits"]}
         for entry in info.values():
             assert set(entry) <= LLAMAFACTORY_KEYS
             assert entry["formatting"] == fmt
@@ -86,8 +86,9 @@ def test_llamafactory_exports_follow_the_documented_dataset_info_schema(tmp_path
                 assert set(entry["columns"].values()) <= set(record), "every declared column exists"
             report = validate_file(out / entry["file_name"], kind=fmt)
             assert report.problems == []
-    history = json.loads((tmp_path / "alpaca" / "demo-conversation" / "demo-conversation_train.json").read_text()) \
-        if fmt == "alpaca" else None
+    dialogue = versions[1]
+    history = json.loads((tmp_path / "alpaca" / "demo-conversation" / f"demo-conversation-{dialogue.version}_train.json")
+                         .read_text()) if fmt == "alpaca" else None
     if history:
         assert history[0]["history"] == [["我头痛两天了。", "有没有发热或呕吐？"]]
         assert history[0]["system"] == "你是一名全科医生。"
