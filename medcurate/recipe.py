@@ -58,9 +58,8 @@ class SplitConfig(BaseModel):
     @model_validator(mode="after")
     def _train_keeps_rows(self) -> SplitConfig:
         held_out = sum(size if size < 1 else self.max_fraction for size in (self.validation, self.test) if size)
-        if held_out >= 1:
-            raise ValueError(f"validation and test together hold out {held_out:.0%} of the rows, "
-                             f"leaving nothing to train on")
+        if held_out > 1:  # exactly 100% is an evaluation set (everything in test), more is impossible
+            raise ValueError(f"validation and test together ask for {held_out:.0%} of the rows")
         return self
 
     def to_dict(self) -> dict[str, Any]:
