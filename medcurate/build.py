@@ -70,8 +70,9 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
         ctx.ledger.check()
         stages.append(ctx.ledger)
         rows.extend(produced)
-        sources_meta.append({"name": spec.name, "path": spec.path, "file": Path(spec.path).name,
-                             "format": spec.format, "encoding": spec.encoding, "options": spec.options,
+        sources_meta.append({"name": spec.name, "path": spec.path,
+                             "file": spec.resolved_ref or Path(spec.path).name,
+                             **({"version": spec.resolved_ref} if spec.resolved_ref else {}), "format": spec.format, "encoding": spec.encoding, "options": spec.options,
                              "sha256": spec.sha256, "records": ctx.ledger.rows_in, "rows": ctx.ledger.rows_out})
 
     for call in recipe.steps:
@@ -127,7 +128,26 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
     }
     version = publish(recipe.name, manifest, tables, [r.to_dict() for r in rejects], render_card,
                       artifacts=card.artifacts, store=root)
+    write_version_lineage(version, recipe, recipe.sources, root)
     return BuildResult(version, version.manifest)
+
+
+def write_version_lineage(version: Version, recipe: Recipe, sources: list[SourceSpec], store: Path) -> None:
+    """``lineage.json`` beside the manifest: every source by absolute path and sha256, or by the
+    version id it read. Not one of the hashed files: it names local paths, the version id must not."""
+    from medcurate.lineage import file_link, record, version_link, write_lineage
+    from medcurate.store import resolve
+
+    inputs: list[dict[str, Any]] = []
+    for spec in sources:
+        if spec.resolved_ref:
+            inputs.append(version_link(resolve(spec.resolved_ref, store), store))
+        elif spec.resolved_path is not None and spec.resolved_path.is_file():
+            inputs.append(file_link(spec.resolved_path))
+        inputs.extend(spec.lineage_inputs)
+    write_lineage(version.path, record("dataset_version", inputs, ref=version.ref,
+                                       manifest_sha256=version.manifest_sha256(), recipe_origin=recipe.origin,
+                                       recipe=version.manifest.get("recipe")))
 
 
 def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) -> list[Row]:

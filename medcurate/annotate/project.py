@@ -41,6 +41,7 @@ from medcurate.annotate.configs import (
 from medcurate.annotate.server import LabelStudioServer
 from medcurate.card import markdown_table
 from medcurate.errors import MedcurateError
+from medcurate.readers import file_sha256
 
 STATE_FILE = "project.json"
 ANNOTATIONS_FILE = "annotations.jsonl"
@@ -241,7 +242,7 @@ def push(server: LabelStudioServer, *, workdir: Path, candidates: Path, kind: st
     state = {
         "kind": kind, "server_url": server.url, "project_id": project_id, "title": title,
         "config_file": spec.config_file, "config_sha256": config_sha256(label_config),
-        "candidates_file": str(candidates), "overlap": overlap, "seed": seed,
+        "candidates_file": str(candidates.resolve()), "candidates_sha256": file_sha256(candidates), "overlap": overlap, "seed": seed,
         "annotators": annotators, "annotator_ids": {email: annotator_hash(email) for email in annotators},
         "units": {u["unit_id"]: u for u in plan.units}, "assignment": assignment,
         "skipped_near_duplicates": plan.skipped_near_duplicates,
