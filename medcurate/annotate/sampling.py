@@ -147,6 +147,9 @@ def local_generator(settings: SamplingSettings) -> Callable[[list[dict[str, str]
     if not model_path.is_dir():
         raise MedcurateError("model folder not found", file=settings.model, field="model")
     adapter = resolve_adapter(settings.adapter).adapter_dir if settings.adapter else None
+    from medcurate.train.quiet import silence_torch_warnings
+
+    silence_torch_warnings()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -30,6 +30,7 @@ from medcurate.lineage import (
     write_lineage,
 )
 from medcurate.train.data import load_training_data
+from medcurate.train.quiet import silence_torch_warnings
 from medcurate.train.recipe import apply_overrides, read_recipe, resolve_recipe, trl_arguments, trl_config_class
 
 METRICS_FILE = "metrics.jsonl"
@@ -193,6 +194,7 @@ def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out:
                 store: str | Path | None = None, adapter: str | Path | None = None,
                 overrides: list[str] | None = None) -> PreparedRun:
     """Resolve the recipe, load and check the data, build the TRL trainer, write the starting lineage."""
+    silence_torch_warnings()
     import peft
     import torch
     import transformers
@@ -368,6 +370,7 @@ def merge_adapter(adapter_or_run: str | Path, out: str | Path) -> Path:
     whose ``lineage.json`` carries the adapter's run forward (so the merged folder names the SFT
     run, its dataset and its base, not only a config equal to the base's)."""
     resolved = resolve_adapter(adapter_or_run)
+    silence_torch_warnings()
     from peft import AutoPeftModelForCausalLM, AutoPeftModelForSequenceClassification
     from transformers import AutoTokenizer
 
