@@ -448,12 +448,18 @@ def pull(server: LabelStudioServer, *, workdir: Path, min_votes: int = 2, expert
                               "updated_at": annotation.get("updated_at")})
         new += append_jsonl(log, fresh)
     annotations = read_jsonl_latest(log, key=lambda r: r["annotation_id"])
-    report = agreement_report(state, annotations)
     queued, expert_project = queue_disagreements(server, workdir, state, annotations, min_votes, expert)
+    return PullResult(new, write_report(workdir, state, annotations, min_votes), queued, expert_project)
+
+
+def write_report(workdir: Path, state: dict[str, Any], annotations: dict[Any, dict[str, Any]],
+                 min_votes: int) -> dict[str, Any]:
+    """report.json / report.md from the annotations and decisions as they are now (pull and resolve)."""
+    report = agreement_report(state, annotations)
     report["adjudication"] = adjudication_status(workdir, state, annotations, min_votes)
     (workdir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     (workdir / "report.md").write_text(report_markdown(report), encoding="utf-8")
-    return PullResult(new, report, queued, expert_project)
+    return report
 
 
 def disputed_units(state: dict[str, Any], annotations: dict[Any, dict[str, Any]], decisions: dict[tuple, dict],
@@ -468,20 +474,42 @@ def disputed_units(state: dict[str, Any], annotations: dict[Any, dict[str, Any]]
             continue
         decided = {key: d["value"] for (u, key), d in decisions.items() if u == unit_id}
         resolved = resolve_unit(state["kind"], unit, records, decided, min_votes)
-        open_keys = {key: r for key, r in resolved.items()
-                     if key in decision_keys(state["kind"], unit) and r.status in ("disputed", "too_few_votes")}
+        open_keys = unsettled_judgements(state["kind"], unit, resolved)
         if open_keys:
             disputed[unit_id] = open_keys
     return disputed
 
 
+def unsettled_judgements(kind: str, unit: dict[str, Any], resolved: dict[str, Resolution]) -> dict[str, Resolution]:
+    """The deciding judgements the expert must settle. Pairwise SPF is lexicographic: once a
+    criterion is resolved to a winner, the later criteria cannot change the pair, so a unit with
+    safety agreed on ``A`` is settled however professionalism and fluency were voted; an open
+    criterion after resolved ties is asked together with the open ones after it."""
+    is_open = {key: r.status in ("disputed", "too_few_votes") for key, r in resolved.items()}
+    if kind != "pairwise":
+        return {key: resolved[key] for key in decision_keys(kind, unit) if is_open.get(key)}
+    for position, criterion in enumerate(SPF_CRITERIA):
+        if is_open.get(criterion):
+            return {key: resolved[key] for key in SPF_CRITERIA[position:] if is_open.get(key)}
+        if resolved[criterion].value != "tie":
+            return {}
+    return {}
+
+
 def describe_dispute(open_keys: dict[str, Resolution]) -> str:
-    parts = []
-    for key, resolution in open_keys.items():
-        votes = ", ".join(f"{value}: {count}" for value, count in resolution.votes.items()) or "no votes"
-        label = key.replace("order:", "order of ").replace("|", " vs ")
-        parts.append(f"{label} ({votes})")
-    return "分歧 / Disputed: " + "; ".join(parts)
+    """The note on an adjudication task: annotators who differ are a dispute; a judgement that
+    lacks votes (someone skipped it) is named as such, not as a dispute."""
+    lines = []
+    for status, heading in (("disputed", "分歧 / Disputed"), ("too_few_votes", "票数不足 / Too few votes")):
+        parts = []
+        for key, resolution in open_keys.items():
+            if resolution.status != status:
+                continue
+            votes = ", ".join(f"{value}: {count}" for value, count in resolution.votes.items()) or "no votes"
+            parts.append(f"{key.replace('order:', 'order of ').replace('|', ' vs ')} ({votes})")
+        if parts:
+            lines.append(f"{heading}: " + "; ".join(parts))
+    return " | ".join(lines)
 
 
 def queue_disagreements(server: LabelStudioServer, workdir: Path, state: dict[str, Any],
@@ -574,5 +602,5 @@ def resolve(server: LabelStudioServer, *, workdir: Path, min_votes: int = 2) -> 
                                 "annotation_id": latest["id"], "updated_at": latest.get("updated_at")})
     append_jsonl(workdir / DECISIONS_FILE, decided)
     annotations = read_jsonl_latest(workdir / ANNOTATIONS_FILE, key=lambda r: r["annotation_id"])
-    status = adjudication_status(workdir, state, annotations, min_votes)
-    return ResolveResult(len(decided), dict(unanswered), status["open_units"])
+    report = write_report(workdir, state, annotations, min_votes)
+    return ResolveResult(len(decided), dict(unanswered), report["adjudication"]["open_units"])
