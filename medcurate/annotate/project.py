@@ -601,6 +601,6 @@ def resolve(server: LabelStudioServer, *, workdir: Path, min_votes: int = 2) -> 
                                 "expert": users.get(latest.get("completed_by"), "ann-unknown"),
                                 "annotation_id": latest["id"], "updated_at": latest.get("updated_at")})
     append_jsonl(workdir / DECISIONS_FILE, decided)
-    annotations = read_jsonl_latest(workdir / ANNOTATIONS_FILE, key=lambda r: r["annotation_id"])
-    report = write_report(workdir, state, annotations, min_votes)
+    pulled = read_jsonl_latest(workdir / ANNOTATIONS_FILE, key=lambda r: r["annotation_id"])
+    report = write_report(workdir, state, pulled, min_votes)
     return ResolveResult(len(decided), dict(unanswered), report["adjudication"]["open_units"])
