@@ -89,6 +89,7 @@ def test_the_docs_commands_are_found_and_name_things_the_examples_build():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)    # some thirty CLI processes, each importing torch, on a shared CPU
 def test_every_docs_command_runs_in_order_on_a_demo_store(tmp_path):
     pytest.importorskip("trl", reason="the train extra is not installed")
     (tmp_path / "examples").symlink_to(REPO / "examples", target_is_directory=True)

@@ -44,6 +44,7 @@ def _tasks(server: LabelStudioServer, project_id: int) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)    # some thirty CLI processes, each importing torch, on a shared CPU
 def test_iimedgpt_flow_lineage_reaches_the_demo_sources(label_studio, annotator_tokens, tmp_path):
     url, token = label_studio
     (tmp_path / "examples").symlink_to(REPO / "examples", target_is_directory=True)
