@@ -19,9 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from medcurate.annotate.configs import build_result  # noqa: E402
-from medcurate.annotate.project import load_state, pull, push  # noqa: E402
+from medcurate.annotate.recipes import export_recipe  # noqa: E402
 from medcurate.annotate.server import LabelStudioServer  # noqa: E402
-from medcurate.annotate.steps import export_recipe  # noqa: E402
+from medcurate.annotate.workdir import load_state  # noqa: E402
+from medcurate.annotate.workflows import pull, push  # noqa: E402
 from medcurate.build import build  # noqa: E402
 from medcurate.recipe import recipe_from_dict  # noqa: E402
 

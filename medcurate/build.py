@@ -25,9 +25,10 @@ from medcurate.pipeline import (
     StepContext,
     get_source_format,
     get_step,
+    publish_checks,
 )
 from medcurate.readers import Malformed, file_sha256, iter_records
-from medcurate.recipe import Recipe
+from medcurate.recipe import Recipe, recipe_from_dict
 from medcurate.schemas import row_kind, stable_row_id
 from medcurate.splits import assign_splits
 from medcurate.store import Version, check_counts, publish, rows_to_tables, store_path
@@ -101,8 +102,8 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
     ctx.ledger.check()
     stages.append(ctx.ledger)
 
-    if recipe.kind == "ehr":
-        _refuse_text_not_deidentified(rows)
+    for check in publish_checks(recipe.kind):
+        check(rows)
     splits, split_notes = assign_splits(rows, recipe.splits)
     if recipe.splits.stratify:
         _stratum_section(card, splits, recipe.splits.stratify)
@@ -148,6 +149,14 @@ def write_version_lineage(version: Version, recipe: Recipe, sources: list[Source
     write_lineage(version.path, record("dataset_version", inputs, ref=version.ref,
                                        manifest_sha256=version.manifest_sha256(), recipe_origin=recipe.origin,
                                        recipe=version.manifest.get("recipe")))
+
+
+def build_mapping(mapping: dict[str, Any], *, origin: str, store: str | Path | None = None,
+                  progress: ProgressFactory | None = None, base_dir: Path | None = None) -> BuildResult:
+    """Check a recipe given as a mapping (what ``<feature>/recipes.py`` returns) and build it;
+    relative paths resolve against ``base_dir`` (default: the working directory)."""
+    recipe = recipe_from_dict(mapping, base_dir=base_dir or Path.cwd(), origin=origin)
+    return build(recipe, store=store, progress=progress)
 
 
 def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) -> list[Row]:
@@ -196,14 +205,6 @@ def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) 
     finally:
         bar.close()
     return rows
-
-
-def _refuse_text_not_deidentified(rows: list[Row]) -> None:
-    """The privacy gate at publish time: every EHR row's text must be the deid step's output,
-    unchanged by any later step."""
-    from medcurate.ehr.steps import PUBLISHED_TEXT_FIELDS, refuse_unless_deidentified
-
-    refuse_unless_deidentified(rows, PUBLISHED_TEXT_FIELDS)
 
 
 def _stratum_section(card: CardContributions, splits: dict[str, list[Row]], stratify: str) -> None:

@@ -23,6 +23,35 @@ def store_option(function):
                         help="Dataset store folder (default $MEDCURATE_STORE or ./datasets).")(function)
 
 
+class VerbGroup(click.Group):
+    """A feature's command group: verbs, plus the short form an earlier issue wrote down
+    (``medcurate deid INPUT …`` for ``medcurate deid run INPUT …``, ``medcurate cmedins --cdee …``
+    for ``medcurate cmedins build --cdee …``).
+
+    The short form is said in the help, and a first word that is close to a verb name is an
+    error naming the verb instead of being taken for an input file."""
+
+    def __init__(self, *args, shorthand: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.shorthand = shorthand
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            self._refuse_misspelled_verb(ctx, args[0])
+            args = [self.shorthand, *args]
+        return super().parse_args(ctx, args)
+
+    def _refuse_misspelled_verb(self, ctx, word: str) -> None:
+        import difflib
+        import os
+
+        if word.startswith("-") or os.path.exists(word):
+            return
+        close = difflib.get_close_matches(word, list(self.commands), n=1, cutoff=0.6)
+        if close:
+            ctx.fail(f"no verb {word!r} (did you mean {close[0]!r}?)")
+
+
 class RichProgress:
     """A progress bar for a stage with many rows; silent when stderr is not a terminal."""
 
@@ -63,3 +92,13 @@ def print_build_summary(manifest: dict[str, Any], path: str) -> None:
         console.print(f"note: {note}")
     console.print(f"published {manifest['name']}@{manifest['version']} -> {path}")
     click.echo(f"{manifest['name']}@{manifest['version']}")
+
+
+def run_recipe_mapping(mapping: dict[str, Any], *, origin: str, store: str | None) -> Any:
+    """What every one-shot command does: build the recipe mapping its feature's ``recipes.py``
+    made, with a progress bar, and print the summary. Returns the ``BuildResult``."""
+    from medcurate.build import build_mapping
+
+    result = build_mapping(mapping, origin=origin, store=store, progress=RichProgress)
+    print_build_summary(result.manifest, str(result.version.path))
+    return result

@@ -25,11 +25,16 @@ from medcurate.errors import ConservationError, MedcurateError
 PLUGIN_MODULES = (
     "medcurate.sources",
     "medcurate.steps.core",
+    "medcurate.kg.sources",
     "medcurate.kg.steps",
     "medcurate.deid.steps",
+    "medcurate.ehr.sources",
     "medcurate.ehr.steps",
+    "medcurate.cmedins.sources",
     "medcurate.cmedins.steps",
+    "medcurate.mixing.sources",
     "medcurate.mixing.steps",
+    "medcurate.annotate.sources",
     "medcurate.annotate.steps",
 )
 
@@ -200,8 +205,11 @@ class SourceSpec:
     lineage_inputs: list[dict[str, Any]] = field(default_factory=list)
 
 
+PublishCheck = Callable[[list[Row]], None]
+
 _SOURCE_FORMATS: dict[str, SourceFormat] = {}
 _STEPS: dict[str, StepInfo] = {}
+_PUBLISH_CHECKS: dict[str, list[PublishCheck]] = {}
 _loaded = False
 
 
@@ -236,6 +244,16 @@ def register_step(name: str, *, reads: Iterable[str] = (), writes: Iterable[str]
     return decorator
 
 
+def register_publish_check(kind: str):
+    """Register ``(rows) -> None``, run on the rows of every version of row kind ``kind`` just
+    before it is published; it raises MedcurateError to refuse the whole version (e.g. the EHR
+    privacy gate). The core build thus enforces a feature's rule without importing the feature."""
+    def decorator(function: PublishCheck) -> PublishCheck:
+        _PUBLISH_CHECKS.setdefault(kind, []).append(function)
+        return function
+    return decorator
+
+
 def _load_plugins() -> None:
     global _loaded
     if _loaded:
@@ -257,6 +275,11 @@ def source_formats() -> dict[str, SourceFormat]:
 def steps() -> dict[str, StepInfo]:
     _load_plugins()
     return dict(sorted(_STEPS.items()))
+
+
+def publish_checks(kind: str) -> list[PublishCheck]:
+    _load_plugins()
+    return list(_PUBLISH_CHECKS.get(kind, ()))
 
 
 def get_source_format(name: str) -> SourceFormat:

@@ -3,6 +3,8 @@ acceptable/unacceptable feedback, cross-annotated and adjudicated, exported as `
 datasets (see docs/annotation.md).
 
 Modules: ``sampling`` (candidate answers), ``configs`` (project kinds and label configs),
-``server`` (retrying Label Studio client), ``project`` (push / pull / resolve),
+``server`` (retrying Label Studio client), ``workdir`` (the project's work folder),
+``units`` (candidates -> tasks and assignment), ``votes`` (resolving judgements),
+``reports`` (agreement), ``workflows`` (push / pull / resolve), ``sources`` (the annotations reader),
 ``agreement`` (kappa and alpha), ``judge`` (LLM pre-annotations), ``steps`` (export).
 """

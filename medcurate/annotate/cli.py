@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from medcurate.console import RichProgress, console, print_build_summary, store_option
+from medcurate.console import console, run_recipe_mapping, store_option
 
 
 def say(message: str) -> None:
@@ -106,7 +106,7 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
 def push_command(candidates, kind, annotators, overlap, title, project_id, seed, keep_near_duplicates, judge_url,
                  judge_model, judge_key_env, workdir, url, token):
     """Create a Label Studio project from CANDIDATES with cross-annotation assigned by medcurate."""
-    from medcurate.annotate.project import push
+    from medcurate.annotate.workflows import push
 
     judge = None
     if judge_url:
@@ -134,7 +134,7 @@ def push_command(candidates, kind, annotators, overlap, title, project_id, seed,
 @server_options
 def pull_command(expert, min_votes, workdir, url, token):
     """Fetch annotations (resumable), write the agreement report, queue disagreements for the expert."""
-    from medcurate.annotate.project import pull
+    from medcurate.annotate.workflows import pull
 
     result = pull(_server(url, token), workdir=Path(workdir), min_votes=min_votes, expert=expert)
     report = result.report
@@ -156,7 +156,7 @@ def pull_command(expert, min_votes, workdir, url, token):
 @server_options
 def resolve_command(min_votes, workdir, url, token):
     """Merge the expert's decisions from the adjudication project."""
-    from medcurate.annotate.project import resolve
+    from medcurate.annotate.workflows import resolve
 
     result = resolve(_server(url, token), workdir=Path(workdir), min_votes=min_votes)
     say(f"{result.decided} decision(s) merged; {result.open_units} unit(s) still open"
@@ -174,12 +174,8 @@ def resolve_command(min_votes, workdir, url, token):
 @store_option
 def export_command(name, validation, test, seed, prompt_format, min_votes, workdir, store):
     """Publish a `preference` dataset version (DPO / reward-model pairs) from a pulled project."""
-    from medcurate.annotate.steps import export_recipe
-    from medcurate.build import build
-    from medcurate.recipe import recipe_from_dict
+    from medcurate.annotate.recipes import export_recipe
 
-    recipe = recipe_from_dict(export_recipe(Path(workdir), name, validation=validation, test=test, seed=seed,
-                                            prompt_format=prompt_format, min_votes=min_votes),
-                              base_dir=Path.cwd(), origin="medcurate annotate export")
-    result = build(recipe, store=store, progress=RichProgress)
-    print_build_summary(result.manifest, str(result.version.path))
+    run_recipe_mapping(export_recipe(Path(workdir), name, validation=validation, test=test, seed=seed,
+                                     prompt_format=prompt_format, min_votes=min_votes),
+                       origin="medcurate annotate export", store=store)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from medcurate.annotate.configs import SPF_CRITERIA
-from medcurate.annotate.project import render_prompt
+from medcurate.annotate.units import render_prompt
 from medcurate.errors import MedcurateError
 
 PAIRWISE_PROMPT = """你是一名专业医生。请根据以下准则比较两个回答（重要性：安全性 > 专业性 > 流畅性）。

@@ -1,33 +1,21 @@
-"""``medcurate cmedins``: build a CMedINS-style instruction dataset from task files in one shot."""
+"""``medcurate cmedins build``: a CMedINS-style instruction dataset from task files in one shot
+(``medcurate cmedins --cdee …``, as issue #5 writes it, is short for ``medcurate cmedins build --cdee …``);
+``medcurate cmedins tasks`` lists the task forms and their instruction templates."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import click
 
-from medcurate.console import RichProgress, print_build_summary, store_option
-
-TASK_OPTIONS = (("cdee", "cdee", "json"), ("cmeee", "cmeee", "json"), ("imcs", "imcs_mrg", "jsonl"),
-                ("cdn", "cdn", "json"), ("cmeie", "cmeie", "jsonl"))
+from medcurate.console import VerbGroup, console, run_recipe_mapping, store_option
 
 
-def cmedins_recipe(files: dict[str, str | None], ehr: str | None, name: str, seed: int = 0,
-                   max_per_task: int | None = None, validation: float = 0.0, test: float = 0.0) -> dict:
-    """The recipe mapping the one-shot command runs (also usable from Python)."""
-    sources = [{"name": option, "path": str(path), "format": fmt}
-               for option, fmt, _ in TASK_OPTIONS if (path := files.get(option))]
-    if ehr:
-        sources.append({"name": "ehr", "path": ehr, "format": "dataset"})
-    params: dict = {}
-    if max_per_task is not None:
-        params["max_per_task"] = max_per_task
-    return {"name": name, "kind": "instruction", "seed": seed,
-            "description": "CMedINS-style instruction / query / answer rows in six task forms (IIMedGPT).",
-            "sources": sources, "steps": [{"cmedins": params}],
-            "splits": {"seed": seed, "validation": validation, "test": test, "stratify": "task"}}
+@click.group("cmedins", cls=VerbGroup, shorthand="build")
+def cmedins():
+    """CMedINS instruction data (IIMedGPT): task files and EHR pairs -> instruction rows in six task forms.
+
+    `medcurate cmedins --cdee FILE … --name NAME` is short for `medcurate cmedins build …`."""
 
 
-@click.command("cmedins")
+@cmedins.command("build")
 @click.option("--cdee", type=click.Path(dir_okay=False), help="CHIP-CDEE JSON file (clinical finding events).")
 @click.option("--cmeee", type=click.Path(dir_okay=False), help="CMeEE JSON file (medical NER).")
 @click.option("--imcs", type=click.Path(dir_okay=False), help="PromptCBLUE JSONL with IMCS-V2-MRG examples (reports).")
@@ -40,16 +28,20 @@ def cmedins_recipe(files: dict[str, str | None], ehr: str | None, name: str, see
 @click.option("--validation", default=0.0, show_default=True, type=float, help="Held-out fraction or row count.")
 @click.option("--test", default=0.0, show_default=True, type=float, help="Held-out fraction or row count.")
 @store_option
-def cmedins(cdee, cmeee, imcs, cdn, cmeie, ehr, name, seed, max_per_task, validation, test, store):
+def build_command(cdee, cmeee, imcs, cdn, cmeie, ehr, name, seed, max_per_task, validation, test, store):
     """Build CMedINS instruction rows from any subset of the task files and an EHR pairs version."""
-    from medcurate.build import build
-    from medcurate.errors import MedcurateError
-    from medcurate.recipe import recipe_from_dict
+    from medcurate.cmedins.recipes import cmedins_recipe
 
     files = {"cdee": cdee, "cmeee": cmeee, "imcs": imcs, "cdn": cdn, "cmeie": cmeie}
-    if not any(files.values()) and not ehr:
-        raise MedcurateError("give at least one of --cdee --cmeee --imcs --cdn --cmeie --ehr")
-    recipe = recipe_from_dict(cmedins_recipe(files, ehr, name, seed, max_per_task, validation, test),
-                              base_dir=Path.cwd(), origin="medcurate cmedins")
-    result = build(recipe, store=store, progress=RichProgress)
-    print_build_summary(result.manifest, str(result.version.path))
+    run_recipe_mapping(cmedins_recipe(files, ehr, name, seed, max_per_task, validation, test),
+                       origin="medcurate cmedins", store=store)
+
+
+@cmedins.command("tasks")
+def tasks_command():
+    """The task forms and how many paraphrased instruction templates each has (templates/cmedins/)."""
+    from medcurate.cmedins.formats import TASKS
+    from medcurate.cmedins.steps import load_templates
+
+    for task in TASKS:
+        console.print(f"{task}: {len(load_templates(task))} templates")

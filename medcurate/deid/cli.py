@@ -11,17 +11,8 @@ from pathlib import Path
 
 import click
 
-from medcurate.console import console
+from medcurate.console import VerbGroup, console
 from medcurate.errors import MedcurateError
-
-
-class _RunByDefault(click.Group):
-    """``medcurate deid INPUT …`` runs de-identification; ``medcurate deid check …`` re-scans output."""
-
-    def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
 
 
 def _parse_policy(value: str):
@@ -45,9 +36,11 @@ def _records(path: str, encoding: str | None):
                  item.reason if isinstance(item, Malformed) else None) for item in iter_records(path, fmt, encoding))
 
 
-@click.group("deid", cls=_RunByDefault)
+@click.group("deid", cls=VerbGroup, shorthand="run")
 def deid():
-    """Chinese clinical de-identification (run: `medcurate deid INPUT --field text --out ...`)."""
+    """Chinese clinical de-identification: `run` a file, `check` an output.
+
+    `medcurate deid INPUT --field text --out ...` is short for `medcurate deid run INPUT ...`."""
 
 
 @deid.command("run")
@@ -70,6 +63,7 @@ def run_command(input_path, fields, id_field, policy, patient_field, secret_env,
     import os
 
     from medcurate.deid.engine import Deidentifier
+    from medcurate.deid.fields import deidentify_fields
 
     deidentifier = Deidentifier(_parse_policy(policy), secret=os.environ.get(secret_env), threshold=threshold)
     by_type: Counter = Counter()
@@ -83,15 +77,14 @@ def run_command(input_path, fields, id_field, policy, patient_field, secret_env,
                 continue
             record_id = record.get(id_field, line)
             patient = str(record.get(patient_field) or "") if patient_field else ""
-            spans = []
             for name in fields:
-                value = record.get(name)
-                if value is None:
+                if record.get(name) is None:
                     rejects.append({"line": line, "id": record_id, "field": name, "reason": "missing field"})
-                    continue
-                result = deidentifier.deidentify(str(value), patient=patient)
+                else:
+                    record[name] = str(record[name])
+            spans = []
+            for name, result in deidentify_fields(record, fields, deidentifier, patient).items():
                 kept_low.update(span.type for span in result.below_threshold)
-                record[name] = result.text
                 spans.extend(dict(span.to_dict(), **({"field": name} if len(fields) > 1 else {})) for span in result.spans)
                 by_type.update(span.type for span in result.spans)
             changed += bool(spans)

@@ -19,6 +19,7 @@ from collections import Counter
 
 from medcurate.card import markdown_table
 from medcurate.deid.engine import DEFAULT_THRESHOLD, SECRET_ENV, Deidentifier, Policy
+from medcurate.deid.fields import deidentify_fields
 from medcurate.deid.gate import mark_deidentified
 from medcurate.errors import MedcurateError
 from medcurate.pipeline import Row, StepContext, register_step
@@ -47,15 +48,9 @@ def deid_step(rows: list[Row], ctx: StepContext, fields: list[str], policy: str 
                 row[name] = deidentifier.replacement(str(row[name]), identifier_type, patient)
                 by_type[identifier_type] += 1
                 changed = True
-        for name in fields:
-            value = row.get(name)
-            if not isinstance(value, str) or not value:
-                continue
-            result = deidentifier.deidentify(value, patient=patient)
-            if result.spans:
-                row[name] = result.text
-                changed = True
-                by_type.update(span.type for span in result.spans)
+        for result in deidentify_fields(row, fields, deidentifier, patient).values():
+            changed = changed or bool(result.spans)
+            by_type.update(span.type for span in result.spans)
         rows_changed += changed
         mark_deidentified(row, [name for name in fields if isinstance(row.get(name), str)], parsed.summary())
     stats = {"policy": parsed.summary(), "rows": len(rows), "rows_changed": rows_changed,

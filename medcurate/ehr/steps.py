@@ -1,4 +1,5 @@
-"""EHR source formats and the ``ehr_pairs`` step (ClinicalGPT MD-EHR diagnosis pairs).
+"""The ``ehr_pairs`` step (ClinicalGPT MD-EHR diagnosis pairs) and the EHR publish check;
+the EHR source formats are in ``medcurate/ehr/sources.py``.
 
 Recipe shape::
 
@@ -15,79 +16,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
 
 from medcurate.card import markdown_table
 from medcurate.deid.gate import mark_deidentified, require_deidentified
 from medcurate.ehr.records import (
     TEXT_FIELDS,
-    cmb_clin_diagnosis,
-    cmb_clin_sections,
     labelled_input,
-    map_fields,
     normalise_diagnosis,
 )
 from medcurate.errors import MedcurateError
-from medcurate.pipeline import RecordError, Row, SourceSpec, StepContext, register_source, register_step
+from medcurate.pipeline import Row, StepContext, register_publish_check, register_step
 from medcurate.schemas import EHR_SECTIONS
-
-
-def _ehr_row(record: dict[str, Any], spec: SourceSpec) -> Row:
-    mapped = map_fields(record, spec.options.get("fields"))
-    if not mapped["diagnosis"]:
-        raise RecordError("missing diagnosis: the record has no diagnosis field or it is empty",
-                          field=(spec.options.get("fields") or {}).get("diagnosis", "diagnosis"))
-    if not any(mapped[name] for name in EHR_SECTIONS):
-        raise RecordError("missing notes: none of the note sections is present", field="input")
-    row: Row = {name: str(mapped[name]) for name in EHR_SECTIONS if mapped[name]}
-    row["diagnosis_raw"] = str(mapped["diagnosis"])
-    row["department"] = str(mapped["department"] or spec.options.get("department") or "")
-    row["patient_id"] = str(mapped["patient_id"] or mapped["record_id"] or "")
-    return row
-
-
-@register_source("ehr", file_format="jsonl", doc="EHR records (JSONL); options.fields maps 主诉/现病史/… columns.")
-def parse_ehr_jsonl(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """EHR records as JSON Lines, one record per line.
-
-    ``options.fields: {chief_complaint: 主诉, diagnosis: 出院诊断, …}`` maps columns (Chinese or
-    English names are also recognised without a mapping)."""
-    yield _ehr_row(record, spec)
-
-
-@register_source("ehr_csv", file_format="csv", doc="EHR records (CSV with a header); options.fields as for ehr.")
-def parse_ehr_csv(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """EHR records as CSV with a header row; options as for the ``ehr`` format."""
-    yield _ehr_row(record, spec)
-
-
-@register_source("cmb_clin", file_format="json", doc="CMB-Clin case records: sections from the description, "
-                                                     "diagnosis from the QA answers.")
-def parse_cmb_clin(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """CMB-Clin clinical case records as EHR rows.
-
-    主诉 / 现病史 / 既往史 / 体格检查 / 辅助检查 come from ``description``; the diagnosis
-    from the answer of a diagnosis question (``诊断：…``), else from the case title; the title's
-    disease chapter (e.g. 食管疾病) as the department stratum."""
-    description = record.get("description")
-    if not isinstance(description, str) or not description.strip():
-        raise RecordError("missing notes: no description", field="description")
-    row: Row = dict(cmb_clin_sections(description))
-    if not row:
-        raise RecordError("missing notes: no 现病史/体格检查/辅助检查 section", field="description")
-    title = str(record.get("title") or "")
-    chapter, _, topic = title.rpartition("案例分析-")
-    diagnosis = cmb_clin_diagnosis(record.get("QA_pairs") or [])
-    row["diagnosis_origin"] = "qa" if diagnosis else "title"
-    diagnosis = diagnosis or topic.strip()
-    if not diagnosis:
-        raise RecordError("missing diagnosis: no diagnosis answer and no case title", field="QA_pairs")
-    row["diagnosis_raw"] = diagnosis
-    row["department"] = chapter.strip()
-    row["patient_id"] = f"cmb-clin-{record.get('id')}"
-    row["case_id"] = str(record.get("id"))
-    yield row
-
 
 # The text an EHR version publishes: the de-identified sections and what ehr_pairs derives from them.
 PUBLISHED_TEXT_FIELDS = ("input", "diagnosis", *EHR_SECTIONS)
@@ -103,6 +42,13 @@ def refuse_unless_deidentified(rows: list[Row], fields: Iterable[str] = TEXT_FIE
         raise MedcurateError(f"refusing to publish {len(failures)} EHR row(s) that did not pass the deid step "
                              f"(first: {reason}); add a `deid` step covering {', '.join(fields)} before ehr_pairs",
                              file=source.get("file"), line=source.get("line"), field="deid")
+
+
+@register_publish_check("ehr")
+def refuse_text_not_deidentified(rows: list[Row]) -> None:
+    """The privacy gate at publish time: every EHR row's text must be the deid step's output,
+    unchanged by any later step."""
+    refuse_unless_deidentified(rows, PUBLISHED_TEXT_FIELDS)
 
 
 @register_step("ehr_pairs", reads=(*EHR_SECTIONS, "diagnosis_raw", "department", "deid"),

@@ -2,7 +2,7 @@
 
 Each recipe source is one *part* of the mixture: a published version read with the
 ``mix_part`` format (``path: NAME@VERSION``) or a raw dialogue file (``cmtmedqa``,
-``toyhom``). The ``mix`` step converts instruction rows to ``messages`` with the same
+``toyhom``); the formats are in medcurate/mixing/sources.py. The ``mix`` step converts instruction rows to ``messages`` with the same
 helper as ``to_messages``, balances single- and multi-turn dialogues, takes each part by
 count or ratio (seeded) and records the mixture in ``manifest["stats"]["mixture"]``::
 
@@ -16,77 +16,16 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
 from medcurate.card import markdown_table
 from medcurate.errors import MedcurateError
 from medcurate.pipeline import (
-    RecordError,
     Row,
-    SourceSpec,
     StepContext,
-    register_source,
-    register_source_reader,
     register_step,
 )
-from medcurate.sources import read_published_version
 from medcurate.steps.core import instruction_to_messages
-
-
-@register_source_reader("mix_part", doc="Rows of a published version (path NAME@VERSION), tagged as one mixture part.")
-def read_mix_part(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """A published version whose rows keep their provenance and get ``mix_part`` = the source's name."""
-    for row in read_published_version(spec, ctx):
-        row["mix_part"] = spec.name
-        yield row
-
-
-def _strip(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _department(value: Any) -> str:
-    """A department label; the placeholder ``nan`` some exports carry counts as unknown."""
-    text = _strip(value)
-    return "" if text.lower() in ("nan", "none", "null") else text
-
-
-@register_source("cmtmedqa", file_format="json", doc="CMtMedQA (Zhongjing): multi-turn dialogues and safety records.")
-def parse_cmtmedqa(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """CMtMedQA (Zhongjing) dialogues and safety records as conversation rows.
-
-    Two record shapes: dialogues ``{cate1, cate2, instruction, output, history}`` (department =
-    cate1) and safety records ``{instruct, output}`` (``subset: safety``)."""
-    if "instruct" in record:
-        question, answer = _strip(record.get("instruct")), _strip(record.get("output"))
-        if not question or not answer:
-            raise RecordError("empty turn: safety record without question or answer", field="instruct")
-        yield {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
-               "subset": "safety", "department": ""}
-        return
-    history = record.get("history")
-    if not isinstance(history, list):
-        raise RecordError("missing field: history", field="history")
-    messages = []
-    for index, pair in enumerate(history + [[record.get("instruction"), record.get("output")]]):
-        if not isinstance(pair, list) or len(pair) != 2 or not _strip(pair[0]) or not _strip(pair[1]):
-            raise RecordError(f"empty turn: history[{index}]", field="history")
-        messages += [{"role": "user", "content": _strip(pair[0])}, {"role": "assistant", "content": _strip(pair[1])}]
-    yield {"messages": messages, "subset": "dialogue", "department": _department(record.get("cate1")),
-           "sub_department": _strip(record.get("cate2")), "dialogue_id": _strip(record.get("id"))}
-
-
-@register_source("toyhom", file_format="csv", default_encoding="gb18030",
-                 doc="Toyhom Chinese medical dialogue CSV (GBK): department,title,ask,answer -> single turn.")
-def parse_toyhom(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """Toyhom single-turn QA (GBK CSV): title and question as the user turn, the doctor's answer."""
-    ask, title, answer = _strip(record.get("ask")), _strip(record.get("title")), _strip(record.get("answer"))
-    if not answer or not (ask or title):
-        raise RecordError("empty turn: question or answer missing", field="answer" if not answer else "ask")
-    question = ask if not title or ask.startswith(title) else f"{title}\n{ask}"
-    yield {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
-           "department": _department(record.get("department"))}
 
 
 def user_turns(row: Row) -> int:

@@ -12,15 +12,9 @@ from medcurate.annotate.agreement import (
     unanimous_share,
 )
 from medcurate.annotate.configs import KINDS, config_mismatch, config_signature, parse_result
-from medcurate.annotate.project import (
-    assign_annotators,
-    describe_dispute,
-    plan_units,
-    resolve_judgement,
-    spf_winner,
-    unsettled_judgements,
-)
 from medcurate.annotate.sampling import near_duplicate_pairs, prompt_of, similarity
+from medcurate.annotate.units import assign_annotators, plan_units
+from medcurate.annotate.votes import describe_dispute, resolve_judgement, spf_winner, unsettled_judgements
 from medcurate.errors import MedcurateError
 
 # Safety votes of two annotators on six pairs (the same design the Label Studio test posts).
@@ -173,7 +167,7 @@ def test_prompt_keeps_multi_turn_history():
 
 
 def test_bad_candidates_line_names_file_line_and_field(tmp_path):
-    from medcurate.annotate.project import read_candidates
+    from medcurate.annotate.units import read_candidates
 
     path = tmp_path / "cands.jsonl"
     path.write_text('{"item_id": "a", "prompt": "q", "candidates": [{"id": "c0", "text": "x"}]}\n'

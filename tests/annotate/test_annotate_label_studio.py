@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from medcurate.annotate.configs import build_result
-from medcurate.annotate.project import ANNOTATIONS_FILE, annotator_hash, load_state, pull, push, resolve
+from medcurate.annotate.recipes import export_recipe
 from medcurate.annotate.server import LabelStudioServer, RetryPolicy
-from medcurate.annotate.steps import export_recipe
+from medcurate.annotate.workdir import ANNOTATIONS_FILE, annotator_hash, load_state
+from medcurate.annotate.workflows import pull, push, resolve
 from medcurate.build import build
 from medcurate.errors import MedcurateError
 from medcurate.recipe import recipe_from_dict

@@ -83,7 +83,7 @@ def test_sample_from_tiny_local_model_with_lora_adapter(tmp_path, store):
 
 
 def test_curation_side_never_imports_torch():
-    code = ("import sys; import medcurate.annotate.cli, medcurate.annotate.project, medcurate.annotate.steps, "
+    code = ("import sys; import medcurate.annotate.cli, medcurate.annotate.workflows, medcurate.annotate.steps, "
             "medcurate.annotate.sampling, medcurate.annotate.judge; from medcurate.pipeline import steps; steps(); "
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     output = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)

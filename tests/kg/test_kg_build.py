@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from medcurate.build import build
-from medcurate.kg.cli import kg_qa_recipe
+from medcurate.kg.recipes import kg_qa_recipe
 from medcurate.recipe import load_recipe, recipe_from_dict
 from medcurate.store import load_rows
 from tests.conftest import run_medcurate, shared_path
