@@ -58,10 +58,36 @@ def render_card(manifest: dict[str, Any]) -> str:
     if counts["rejects"]:
         parts += ["Rejects by reason (details in `rejects.jsonl`):", "",
                   markdown_table(["reason", "rows"], [[r, n] for r, n in counts["rejects"].items()]), ""]
+    parts += ["## Quality", "", quality_section(manifest.get("stats", {}).get("quality") or {}), ""]
     for title, body in manifest.get("card_sections", []):
         parts += [f"## {title}", "", body.rstrip(), ""]
     parts += ["## Licence", "", manifest.get("license") or "Follow the licences of the sources listed above.", ""]
     return "\n".join(parts)
+
+
+def quality_section(quality: dict[str, Any]) -> str:
+    """Rows changed / dropped / flagged by each quality step (medcurate/quality), examples as row ids."""
+    if not quality:
+        return ("No quality step ran (clean_markup, near_dedupe, decontaminate): 0 rows changed, "
+                "0 dropped by them.")
+    table = []
+    for step, info in quality.items():
+        examples = info.get("examples_changed") or info.get("examples_dropped") or [
+            example for entry in (info.get("evaluation_sets") or {}).values() for example in entry["examples"]]
+        table.append([step, info.get("rows_in", 0), info.get("changed", 0), info.get("dropped", 0),
+                      info.get("flagged", 0), ", ".join(f"`{e}`" for e in examples[:5]) or "-"])
+    parts = [markdown_table(["step", "rows in", "changed", "dropped", "flagged", "example row ids"], table)]
+    if "near_dedupe" in quality:
+        info = quality["near_dedupe"]
+        parts.append(f"near_dedupe: {info['clusters']} near-duplicate clusters (largest {info['largest_cluster']} rows; "
+                     f"character {info['ngram']}-grams, Jaccard >= {info['threshold']}).")
+    if "decontaminate" in quality:
+        info = quality["decontaminate"]
+        parts.append(markdown_table(
+            ["evaluation set", "evaluation rows", f"training rows sharing a {info['ngram']}-gram", "evaluation rows hit"],
+            [[name, entry["evaluation_rows"], entry["training_rows_overlapping"], entry["evaluation_rows_hit"]]
+             for name, entry in info["evaluation_sets"].items()]))
+    return "\n\n".join(parts)
 
 
 def _pairs(counter: dict[str, int]) -> str:

@@ -102,6 +102,28 @@ def diff_command(first, second, store):
     click.echo(diff_versions(first, second, store))
 
 
+@datasets_group.command("overlap")
+@click.argument("first")
+@click.argument("second")
+@click.option("--ngram", default=13, show_default=True, help="Length of the shared character n-gram.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@store_option
+def overlap_command(first, second, ngram, as_json, store):
+    """Rows of FIRST sharing a long character n-gram with rows of SECOND (contamination), per split pair."""
+    from medcurate.quality.overlap import version_overlap
+
+    report = version_overlap(first, second, store, ngram)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{report['first']} vs {report['second']}: shared character {ngram}-grams")
+    for pair in report["splits"]:
+        click.echo(f"  {pair['first_split']} ({pair['first_rows']} rows) x {pair['second_split']} "
+                   f"({pair['second_rows']} rows): {pair['first_rows_overlapping']} rows of the first overlap, "
+                   f"{pair['second_rows_hit']} rows of the second hit"
+                   + (f"; e.g. {', '.join(pair['example_ids'])}" if pair["example_ids"] else ""))
+
+
 @datasets_group.command("export")
 @click.argument("ref")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "alpaca", "sharegpt", "trl"]), required=True)

@@ -36,6 +36,8 @@ PLUGIN_MODULES = (
     "medcurate.mixing.steps",
     "medcurate.annotate.sources",
     "medcurate.annotate.steps",
+    "medcurate.quality.steps",
+    "medcurate.corpora.sources",
 )
 
 Row = dict[str, Any]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any
 
 Vote = tuple[str, Hashable]
 
@@ -78,6 +79,16 @@ def krippendorff_alpha_nominal(items: Sequence[Sequence[Hashable]]) -> float | N
     alpha = 1 - D_o / D_e from the coincidence matrix: each item with m_u votes contributes
     1 / (m_u - 1) per ordered pair of its votes.
     """
+    return _krippendorff_alpha(items, lambda a, b: 0.0 if a == b else 1.0)
+
+
+def krippendorff_alpha_interval(items: Sequence[Sequence[float]]) -> float | None:
+    """Krippendorff's alpha for interval data (scores 1-5): disagreement is the squared difference,
+    so a 4 against a 5 counts less than a 1 against a 5."""
+    return _krippendorff_alpha(items, lambda a, b: (float(a) - float(b)) ** 2)
+
+
+def _krippendorff_alpha(items: Sequence[Sequence[Any]], distance: Callable[[Any, Any], float]) -> float | None:
     usable = [values for values in items if len(values) >= 2]
     if not usable:
         return None
@@ -90,14 +101,15 @@ def krippendorff_alpha_nominal(items: Sequence[Sequence[Hashable]]) -> float | N
     for (first, _), weight in coincidence.items():
         marginals[first] += weight
     total = sum(marginals.values())
-    observed_disagreement = sum(w for (a, b), w in coincidence.items() if a != b)
-    expected_disagreement = sum(marginals[a] * marginals[b] for a in marginals for b in marginals if a != b) / (total - 1)
+    observed_disagreement = sum(w * distance(a, b) for (a, b), w in coincidence.items())
+    expected_disagreement = sum(marginals[a] * marginals[b] * distance(a, b)
+                                for a in marginals for b in marginals) / (total - 1)
     if expected_disagreement == 0:
         return 1.0 if observed_disagreement == 0 else None
     return 1.0 - observed_disagreement / expected_disagreement
 
 
-def agreement_summary(items: Iterable[Sequence[Vote]]) -> dict[str, object]:
+def agreement_summary(items: Iterable[Sequence[Vote]], interval: bool = False) -> dict[str, object]:
     """Every statistic that applies to one criterion's items of (annotator, value) votes.
 
     Cohen's kappa is given when exactly two annotators rated every item (and per annotator
@@ -117,6 +129,9 @@ def agreement_summary(items: Iterable[Sequence[Vote]]) -> dict[str, object]:
         "fleiss_kappa": _round(fleiss_kappa(values)),
         "cohen_kappa": None,
     }
+    if interval:
+        summary["krippendorff_alpha_interval"] = _round(
+            krippendorff_alpha_interval([[float(value) for value in item] for item in values]))
     by_pair = {}
     for first, second in itertools.combinations(annotators, 2):
         pairs = []

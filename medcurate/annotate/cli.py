@@ -91,7 +91,8 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
 
 @annotate.command("push")
 @click.option("--candidates", required=True, type=click.Path(dir_okay=False), help="JSONL from `annotate sample`.")
-@click.option("--kind", type=click.Choice(["pairwise", "ranking", "binary"]), default="pairwise", show_default=True)
+@click.option("--kind", type=click.Choice(["pairwise", "ranking", "binary", "rating"]), default="pairwise",
+              show_default=True, help="rating: one answer scored 1-5 on IvyGPT's four dimensions.")
 @click.option("--annotators", required=True, help="Comma-separated annotator e-mails (their Label Studio accounts).")
 @click.option("--overlap", default=2, show_default=True, type=int, help="Annotators per item (at least 2).")
 @click.option("--title", default=None)
@@ -170,12 +171,14 @@ def resolve_command(min_votes, workdir, url, token):
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--prompt-format", type=click.Choice(["auto", "text", "messages"]), default="auto", show_default=True)
 @click.option("--min-votes", default=2, show_default=True, type=int)
+@click.option("--tie-margin", default=0.5, show_default=True, type=float,
+              help="rating projects: two answers whose mean scores differ by no more than this make no pair.")
 @workdir_option
 @store_option
-def export_command(name, validation, test, seed, prompt_format, min_votes, workdir, store):
+def export_command(name, validation, test, seed, prompt_format, min_votes, tie_margin, workdir, store):
     """Publish a `preference` dataset version (DPO / reward-model pairs) from a pulled project."""
     from medcurate.annotate.recipes import export_recipe
 
     run_recipe_mapping(export_recipe(Path(workdir), name, validation=validation, test=test, seed=seed,
-                                     prompt_format=prompt_format, min_votes=min_votes),
+                                     prompt_format=prompt_format, min_votes=min_votes, tie_margin=tie_margin),
                        origin="medcurate annotate export", store=store)

@@ -21,6 +21,10 @@ from medcurate.resources import data_file
 SPF_CRITERIA = ("safety", "professionalism", "fluency")
 PAIRWISE_CHOICES = {"A better": "A", "B better": "B", "tie": "tie"}
 BINARY_CHOICES = ("acceptable", "unacceptable")
+RATING_DIMENSIONS = ("informativeness", "coherence", "human_preference", "factual_accuracy")
+"""IvyGPT section 2.2: answers scored on informativeness, coherence, adherence to human preference
+and factual accuracy; medcurate asks for 1-5 on each."""
+RATING_SCALE = (1, 5)
 CONTROL_TAGS = {"choices", "ranker", "rating", "textarea", "labels", "number", "taxonomy", "pairwise"}
 
 
@@ -44,6 +48,9 @@ KINDS = {
                             "two answers compared on safety, professionalism, fluency, plus an overall choice"),
     "ranking": ProjectKind("ranking", "ranking.xml", "k answers ranked best first"),
     "binary": ProjectKind("binary", "binary.xml", "one answer marked acceptable or unacceptable"),
+    "rating": ProjectKind("rating", "rating.xml",
+                          "one answer scored 1-5 on informativeness, coherence, human preference and factual "
+                          "accuracy (IvyGPT)"),
 }
 
 
@@ -117,6 +124,8 @@ def judgement_keys(kind: str, unit: dict[str, Any]) -> list[str]:
     if kind == "ranking":
         ids = [candidate["id"] for candidate in unit["candidates"]]
         return [order_key(first, second) for first, second in itertools.combinations(sorted(ids), 2)]
+    if kind == "rating":
+        return list(RATING_DIMENSIONS)
     return ["acceptability"]
 
 
@@ -150,6 +159,12 @@ def parse_result(kind: str, unit: dict[str, Any], result: list[dict[str, Any]]) 
             choices = (item.get("value") or {}).get("choices") or []
             if item.get("from_name") == "acceptability" and len(choices) == 1 and choices[0] in BINARY_CHOICES:
                 judgements["acceptability"] = choices[0]
+    elif kind == "rating":
+        low, high = RATING_SCALE
+        for item in result:
+            score = (item.get("value") or {}).get("rating")
+            if item.get("from_name") in RATING_DIMENSIONS and isinstance(score, int) and low <= score <= high:
+                judgements[item["from_name"]] = str(score)
     else:
         order = _ranked_ids(result)
         ids = {candidate["id"] for candidate in unit["candidates"]}
@@ -174,7 +189,7 @@ def build_result(kind: str, judgements: dict[str, Any]) -> list[dict[str, Any]]:
     """The Label Studio result list for given judgements (LLM-judge predictions, test annotators).
 
     pairwise: {criterion: "A" | "B" | "tie"}; binary: {"acceptability": value};
-    ranking: {"order": [candidate ids, best first]}.
+    ranking: {"order": [candidate ids, best first]}; rating: {dimension: 1..5}.
     """
     if kind == "pairwise":
         label = {short: long for long, short in PAIRWISE_CHOICES.items()}
@@ -183,5 +198,8 @@ def build_result(kind: str, judgements: dict[str, Any]) -> list[dict[str, Any]]:
     if kind == "binary":
         return [{"from_name": "acceptability", "to_name": "answer", "type": "choices",
                  "value": {"choices": [judgements["acceptability"]]}}]
+    if kind == "rating":
+        return [{"from_name": name, "to_name": "answer", "type": "rating", "value": {"rating": int(score)}}
+                for name, score in judgements.items()]
     return [{"from_name": "rank", "to_name": "answers", "type": "ranker",
              "value": {"ranker": {"_": list(judgements["order"])}}}]

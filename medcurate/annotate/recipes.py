@@ -8,7 +8,7 @@ from typing import Any
 
 
 def export_recipe(workdir: Path, name: str, *, validation: float = 0.0, test: float = 0.0, seed: int = 0,
-                  prompt_format: str = "auto", min_votes: int = 2) -> dict[str, Any]:
+                  prompt_format: str = "auto", min_votes: int = 2, tie_margin: float = 0.5) -> dict[str, Any]:
     """The recipe ``medcurate annotate export`` runs: pairs grouped by prompt so that the
     answers to one prompt never straddle splits."""
     return {
@@ -16,6 +16,6 @@ def export_recipe(workdir: Path, name: str, *, validation: float = 0.0, test: fl
         "description": "Preference pairs from a cross-annotated, adjudicated Label Studio project",
         "sources": [{"name": "annotations", "path": str(workdir.resolve()), "format": "label_studio_annotations",
                      "options": {"min_votes": min_votes}}],
-        "steps": [{"preference_pairs": {"prompt_format": prompt_format}}],
+        "steps": [{"preference_pairs": {"prompt_format": prompt_format, "tie_margin": tie_margin}}],
         "splits": {"seed": seed, "validation": validation, "test": test, "group": "prompt_id"},
     }

@@ -49,7 +49,8 @@ def agreement_report(state: dict[str, Any], annotations: dict[Any, dict[str, Any
         "annotators": len({r["annotator"] for r in annotations.values()}),
         "annotations_by_unassigned_annotator": unassigned,
         "missing_criteria": dict(sorted(missing.items())),
-        "agreement": {criterion: agreement_summary(items) for criterion, items in items_by_criterion.items()},
+        "agreement": {criterion: agreement_summary(items, interval=kind == "rating")
+                      for criterion, items in items_by_criterion.items()},
     }
     if kind == "pairwise":
         report["overall_differs_from_spf_order"] = overall_mismatch

@@ -12,6 +12,10 @@ Step ``preference_pairs`` turns those into prompt / chosen / rejected rows:
 * ranking: every ordered pair of the consensus (or adjudicated) order, one row each.
 * binary: every (acceptable, unacceptable) pair of answers to the same prompt; a prompt whose
   answers are all acceptable or all unacceptable gives none (filter ``no_contrast``).
+* rating (IvyGPT): each answer's score is the mean of its four resolved dimension scores (1-5);
+  every two answers to the same prompt whose scores differ by more than ``tie_margin`` (default
+  0.5) give one pair, the higher-scored answer chosen. Closer pairs are ties and give none; a
+  prompt with no pair above the margin is dropped as ``no_contrast``.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import itertools
 from collections import Counter, defaultdict
 from typing import Any
 
-from medcurate.annotate.configs import SPF_CRITERIA, decision_keys
+from medcurate.annotate.configs import RATING_DIMENSIONS, SPF_CRITERIA, decision_keys
 from medcurate.annotate.sampling import as_messages
 from medcurate.errors import MedcurateError
 from medcurate.pipeline import Row, StepContext, register_step
@@ -29,10 +33,12 @@ UNRESOLVED_STATUSES = ("disputed", "too_few_votes", "not_annotated")
 
 @register_step("preference_pairs", reads=("unit_kind", "unit", "resolved", "prompt"),
                writes=("prompt", "chosen", "rejected", "ratings", "agreement", "annotators"))
-def preference_pairs(rows: list[Row], ctx: StepContext, prompt_format: str = "auto") -> list[Row]:
+def preference_pairs(rows: list[Row], ctx: StepContext, prompt_format: str = "auto",
+                     tie_margin: float = 0.5) -> list[Row]:
     """Annotated units -> prompt/chosen/rejected rows (pairwise SPF order, ranking pairs, binary
-    contrasts); ties dropped as ``tie``, undecided units as ``unresolved``. ``prompt_format``:
-    auto (messages when any prompt has history), text or messages."""
+    contrasts, rating score differences above ``tie_margin``); ties dropped as ``tie``, undecided
+    units as ``unresolved``. ``prompt_format``: auto (messages when any prompt has history), text
+    or messages."""
     if prompt_format not in ("auto", "text", "messages"):
         raise MedcurateError("prompt_format must be auto, text or messages", field="steps.preference_pairs.prompt_format")
     by_kind: dict[str, list[Row]] = defaultdict(list)
@@ -43,6 +49,7 @@ def preference_pairs(rows: list[Row], ctx: StepContext, prompt_format: str = "au
     made += _pairwise_rows(by_kind.pop("pairwise", []), ctx)
     made += _ranking_rows(by_kind.pop("ranking", []), ctx)
     made += _binary_rows(by_kind.pop("binary", []), ctx)
+    made += _rating_rows(by_kind.pop("rating", []), ctx, tie_margin)
     for kind, leftovers in by_kind.items():
         for row in leftovers:
             ctx.reject(row, f"unknown unit kind: {kind}", "unit_kind")
@@ -155,6 +162,51 @@ def _binary_rows(rows: list[Row], ctx: StepContext) -> list[Row]:
                                        "rejected": refused["resolved"]["acceptability"]["agreement"]},
                          "adjudicated": "adjudicated" in (accepted["resolved"]["acceptability"]["status"],
                                                           refused["resolved"]["acceptability"]["status"])})
+    return made
+
+
+def _rating_rows(rows: list[Row], ctx: StepContext, tie_margin: float) -> list[Row]:
+    if tie_margin < 0:
+        raise MedcurateError("tie_margin must be >= 0", field="steps.preference_pairs.tie_margin")
+    made = []
+    by_prompt: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        if any(row["resolved"][name]["status"] in UNRESOLVED_STATUSES for name in RATING_DIMENSIONS):
+            _drop_undecided(row, ctx)
+        else:
+            by_prompt[row["prompt_id"]].append(row)
+    ties = 0
+    for group in by_prompt.values():
+        scores = {row["unit_id"]: {name: float(row["resolved"][name]["value"]) for name in RATING_DIMENSIONS}
+                  for row in group}
+        mean = {unit_id: sum(values.values()) / len(values) for unit_id, values in scores.items()}
+        pairs = []
+        for first, second in itertools.combinations(group, 2):
+            difference = mean[first["unit_id"]] - mean[second["unit_id"]]
+            if abs(difference) <= tie_margin:
+                ties += 1
+                continue
+            pairs.append((first, second) if difference > 0 else (second, first))
+        if not pairs:
+            for row in group:
+                ctx.drop(row, "no_contrast")
+            continue
+        for better, worse in pairs:
+            base = _base(better)
+            base["unit_id"] = f"{better['unit_id']}>{worse['unit_id']}"
+            base["annotators"] = sorted(set(better["annotators"]) | set(worse["annotators"]))
+            made.append({**base, "chosen": better["unit"]["candidate"]["text"],
+                         "rejected": worse["unit"]["candidate"]["text"],
+                         "chosen_id": better["unit"]["candidate"]["id"],
+                         "rejected_id": worse["unit"]["candidate"]["id"],
+                         "ratings": {"chosen": {**scores[better["unit_id"]], "mean": mean[better["unit_id"]]},
+                                     "rejected": {**scores[worse["unit_id"]], "mean": mean[worse["unit_id"]]}},
+                         "agreement": {name: min(better["resolved"][name]["agreement"] or 0.0,
+                                                 worse["resolved"][name]["agreement"] or 0.0)
+                                       for name in RATING_DIMENSIONS},
+                         "adjudicated": any(r["resolved"][name]["status"] == "adjudicated"
+                                            for r in (better, worse) for name in RATING_DIMENSIONS)})
+    ctx.card.stats["rating_pairs"] = {"tie_margin": tie_margin, "pairs_within_margin": ties}
     return made
 
 

@@ -38,6 +38,28 @@ def resolve_judgement(votes: list[str], decision: str | None, min_votes: int = 2
     return Resolution(None, "disputed", tally, None)
 
 
+SCORE_SPREAD = 1
+"""Rating kind: annotators whose scores differ by at most this much agree, and their mean is the
+score; a wider spread goes to the expert like any other dispute."""
+
+
+def resolve_score(votes: list[str], decision: str | None, min_votes: int = 2) -> Resolution:
+    """One rating dimension: consensus when the scores lie within SCORE_SPREAD of each other."""
+    counts = Counter(votes)
+    tally = dict(sorted(counts.items()))
+    scores = [float(vote) for vote in votes]
+    if decision is not None:
+        return Resolution(decision, "adjudicated", tally, counts[decision] / len(votes) if votes else None)
+    if not scores:
+        return Resolution(None, "not_annotated", tally, None)
+    if len(scores) < min_votes:
+        return Resolution(None, "too_few_votes", tally, None)
+    if max(scores) - min(scores) > SCORE_SPREAD:
+        return Resolution(None, "disputed", tally, None)
+    mean = round(sum(scores) / len(scores), 4)
+    return Resolution(f"{mean:g}", "consensus", tally, counts.most_common(1)[0][1] / len(scores))
+
+
 def votes_by_unit(annotations: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in annotations:
@@ -51,7 +73,8 @@ def resolve_unit(kind: str, unit: dict[str, Any], annotations: list[dict[str, An
     resolved = {}
     for key in judgement_keys(kind, unit):
         votes = [a["judgements"][key] for a in annotations if key in a["judgements"]]
-        resolved[key] = resolve_judgement(votes, decisions.get(key), min_votes)
+        resolver = resolve_score if kind == "rating" else resolve_judgement
+        resolved[key] = resolver(votes, decisions.get(key), min_votes)
     return resolved
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from medcurate.cmedins.formats import (
     CDEE_TENDENCIES,
     CMEEE_TYPES,
+    NONE_MARK,
     REPORT_SECTIONS,
     Unrenderable,
     parse,
@@ -168,9 +169,11 @@ def parse_imcs_mrg(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[
     if not turns:
         raise RecordError("missing dialogue: no 患者/医生 turns", field="input")
     sections = parse_imcs_report(target)
-    missing = [name for name in REPORT_SECTIONS if not sections.get(name)]
+    missing = [name for name in REPORT_SECTIONS if name not in sections]
     if missing:
         raise RecordError(f"missing report section: {missing[0]}", field="target")
+    # a section that is present but empty (辅助检查：) means none was done: written 无
+    sections = {name: value or NONE_MARK for name, value in sections.items()}
     row = gold_row("report", "\n".join(turns), {"sections": sections})
     row["dialogue_turns"] = len(turns)
     yield row

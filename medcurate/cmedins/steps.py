@@ -19,6 +19,7 @@ import yaml
 
 from medcurate.card import markdown_table
 from medcurate.cmedins.formats import (
+    CMEIE_PREDICATES,
     TASK_TITLES,
     TASKS,
 )
@@ -68,13 +69,17 @@ def _template_index(seed: int, row: Row, count: int) -> int:
 
 @register_step("cmedins", reads=("task", "query", "gold", "input", "diagnosis", "messages", "department"),
                writes=("instruction", "query", "answer", "task", "template_id", "gold", "department"))
-def cmedins(rows: list[Row], ctx: StepContext, triage: bool = True, max_per_task: int | None = None) -> list[Row]:
+def cmedins(rows: list[Row], ctx: StepContext, triage: bool = True, max_per_task: int | dict | None = None,
+            max_task_share: float | None = 0.4) -> list[Row]:
     """Rows from the task source formats, EHR pairs and department-labelled dialogues -> instruction rows.
 
     Each row gets one of its task's paraphrased templates (seeded by the row) as ``instruction``,
     the rendered answer and the structured ``gold``. An EHR pair gives a diagnosis row and, with
     ``triage``, a triage row from its chief complaint; a dialogue with a department gives a triage
-    row from its first user turn. ``max_per_task`` keeps a seeded sample per task.
+    row from its first user turn. ``max_per_task`` keeps a seeded sample per task (a number for every
+    task, or ``{cdn: 500}`` per task); ``max_task_share`` (default 0.4, ``null`` to switch off) then
+    samples down any task that would make up more than that share of the rows, so one large task
+    (CDN) does not dominate unless asked. CMeIE instructions list the relation types an answer may use.
     """
     tasks: list[Row] = []
     for row in rows:
@@ -103,11 +108,15 @@ def cmedins(rows: list[Row], ctx: StepContext, triage: bool = True, max_per_task
         tasks.extend(made)
 
     if max_per_task is not None:
-        tasks = _sample_per_task(tasks, ctx, int(max_per_task))
+        tasks = _sample_per_task(tasks, ctx, _limits(tasks, max_per_task))
+    if max_task_share is not None:
+        tasks = _sample_per_task(tasks, ctx, share_limits(Counter(row["task"] for row in tasks), float(max_task_share)))
     for row in tasks:
         templates = load_templates(row["task"])
         template = templates[_template_index(ctx.seed, row, len(templates))]
         row["instruction"] = template["instruction"]
+        if row["task"] == "cmeie":
+            row["instruction"] += f"\n可用的关系类型：{'、'.join(CMEIE_PREDICATES)}"
         row["template_id"] = template["id"]
         row.setdefault("department", "")
     _card(tasks, ctx)
@@ -116,12 +125,44 @@ def cmedins(rows: list[Row], ctx: StepContext, triage: bool = True, max_per_task
     return tasks
 
 
-def _sample_per_task(rows: list[Row], ctx: StepContext, limit: int) -> list[Row]:
+def _limits(rows: list[Row], max_per_task: int | dict) -> dict[str, int]:
+    tasks = {row["task"] for row in rows}
+    if isinstance(max_per_task, dict):
+        unknown = sorted(set(max_per_task) - set(TASKS))
+        if unknown:
+            raise MedcurateError(f"max_per_task names an unknown task {unknown[0]!r}; tasks: {', '.join(TASKS)}",
+                                 field="steps.cmedins.max_per_task")
+        return {task: int(limit) for task, limit in max_per_task.items()}
+    return dict.fromkeys(tasks, int(max_per_task))
+
+
+def share_limits(counts: Counter, share: float) -> dict[str, int]:
+    """Per-task limits so that the largest task makes up at most ``share`` of the rows kept: the
+    largest cap ``c`` with ``c <= share * sum(min(n, c))``, but never below the second-largest task,
+    so only the one dominating task is cut (when two tasks are both large, both stay whole)."""
+    if not 0 < share <= 1:
+        raise MedcurateError("max_task_share must be in (0, 1]", field="steps.cmedins.max_task_share")
+    limits = dict(counts)
+    if len(limits) < 2 or max(limits.values()) <= share * sum(limits.values()):
+        return limits
+    low, high = 1, max(limits.values())
+    while low < high:
+        cap = (low + high + 1) // 2
+        if cap <= share * sum(min(n, cap) for n in limits.values()):
+            low = cap
+        else:
+            high = cap - 1
+    second = sorted(limits.values())[-2]
+    return {task: min(n, max(low, second)) for task, n in limits.items()}
+
+
+def _sample_per_task(rows: list[Row], ctx: StepContext, limits: dict[str, int]) -> list[Row]:
     by_task: dict[str, list[int]] = {}
     for index, row in enumerate(rows):
         by_task.setdefault(row["task"], []).append(index)
     keep: set[int] = set()
     for task, indices in sorted(by_task.items()):
+        limit = limits.get(task, len(indices))
         chosen = indices if len(indices) <= limit else random.Random(f"{ctx.seed}:{task}").sample(indices, limit)
         keep.update(chosen)
         if len(indices) > limit:

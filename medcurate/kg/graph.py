@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 import statistics
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import networkx as nx
+
+from medcurate.quality.text import normalise_width
 
 # Source relation names (xywy keys, 39health columns, CMeKG predicates, the graphs' own names)
 # -> the canonical relation set. Unknown names are kept, lower-cased with underscores.
@@ -33,7 +34,7 @@ RELATION_ALIASES: dict[str, str] = {
     "drug": "common_drug", "has_drug": "common_drug",
     # CMeKG predicates
     "相关疾病": "related_disease", "相关症状": "related_symptom", "临床表现": "has_symptom", "检查": "need_check",
-    "并发症": "acompany_with", "治疗": "cure_way", "病因": "cause", "适应症": "indication", "主治": "indication",
+    "并发症": "complication", "治疗": "cure_way", "病因": "cause", "适应症": "indication", "主治": "indication",
     "功能主治": "treats_symptom", "药物相互作用": "drug_interaction", "不良反应": "adverse_reaction",
     "禁忌": "contraindication", "用法用量": "usage", "注意事项": "precaution", "成份": "ingredient",
     "功效": "efficacy", "贮藏": "storage", "性状": "appearance", "有效期": "shelf_life", "规格": "specification",
@@ -48,7 +49,7 @@ RELATION_ALIASES: dict[str, str] = {
 # The (subject type, object type) a canonical relation implies when the source does not say.
 RELATION_TYPES: dict[str, tuple[str, str]] = {
     "has_symptom": ("disease", "symptom"), "related_symptom": ("entity", "symptom"),
-    "acompany_with": ("disease", "disease"), "related_disease": ("entity", "disease"),
+    "acompany_with": ("disease", "disease"), "complication": ("disease", "disease"), "related_disease": ("entity", "disease"),
     "belongs_to_department": ("disease", "department"), "common_drug": ("disease", "drug"),
     "recommand_drug": ("disease", "drug"), "need_check": ("disease", "check"), "do_eat": ("disease", "food"),
     "not_eat": ("disease", "food"), "recommand_eat": ("disease", "food"), "cure_way": ("disease", "procedure"),
@@ -67,7 +68,8 @@ _SPACES = re.compile(r"\s+")
 
 
 def normalise_entity(name: object) -> str:
-    """One spelling per entity: NFKC (full-width -> half-width), whitespace collapsed and stripped."""
+    """One spelling per entity: full-width letters and digits -> half-width, Chinese punctuation kept
+    Chinese (NFKC would turn ，into , inside names), whitespace collapsed and stripped."""
     if name is None:
         return ""
     return _normalise_text(str(name))
@@ -75,7 +77,7 @@ def normalise_entity(name: object) -> str:
 
 @lru_cache(maxsize=1 << 18)
 def _normalise_text(text: str) -> str:
-    return _SPACES.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+    return _SPACES.sub(" ", normalise_width(text)).strip()
 
 
 def normalise_relation(name: object) -> str:
@@ -120,7 +122,8 @@ def alias_map(rows: Iterable[dict]) -> dict[str, str]:
 
 def build_graph(rows: list[dict]) -> GraphBuild:
     """Triple rows -> MultiDiGraph (edge key = canonical relation); duplicates, self loops and empty
-    names are recorded in ``removed`` by row index, never silently lost."""
+    names are recorded in ``removed`` by row index, never silently lost. An edge's ``support`` is the
+    number of rows (records, sources) that state it."""
     graph = nx.MultiDiGraph()
     aliases = alias_map(rows)
     result = GraphBuild(graph)
@@ -141,6 +144,7 @@ def build_graph(rows: list[dict]) -> GraphBuild:
             continue
         if graph.has_edge(head, tail, key=relation):
             result.removed[index] = "duplicate_triple"
+            graph.edges[head, tail, relation]["support"] += 1
             continue
         head_default, tail_default = default_types(relation)
         for name, given, default in ((head, row.get("head_type"), head_default), (tail, row.get("tail_type"), tail_default)):
@@ -152,7 +156,7 @@ def build_graph(rows: list[dict]) -> GraphBuild:
             department = row.get("department")
             if department and name == head and "department" not in graph.nodes[name]:
                 graph.nodes[name]["department"] = department
-        graph.add_edge(head, tail, key=relation, relation=relation)
+        graph.add_edge(head, tail, key=relation, relation=relation, support=1)
         result.edge_rows[(head, tail, relation)] = index
     return result
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -29,6 +30,30 @@ def join_objects(items: list[str], lang: str) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+# "如血常规检查等检查": a template's category word right after an object ending in the same word.
+_DOUBLED_CATEGORY = re.compile(r"(检查|症状|疾病|并发症|治疗|药物|药)等\1")
+# Treatment items that say no treatment is needed: rendered as a statement, never listed as a treatment.
+NEGATION_PREFIXES = ("无需", "不需", "无须", "不必", "无特效", "暂无特效", "无特殊", "没有特效")
+
+
+def is_negation(item: str) -> bool:
+    return item.startswith(NEGATION_PREFIXES)
+
+
+_PARENTHESISED = re.compile(r"[(（]([^()（）]+)[)）]$")
+
+
+def without_synonym_duplicates(objects: list[str]) -> list[str]:
+    """``核磁共振成像(MRI)`` and ``MRI`` in one list name one thing: the bare short form is left out."""
+    short_forms = {match.group(1).strip() for name in objects if (match := _PARENTHESISED.search(name))}
+    return [name for name in objects if name not in short_forms]
+
+
+def undouble(text: str) -> str:
+    """``…检查等检查`` -> ``…检查等``: the template's category word is not repeated after an object."""
+    return _DOUBLED_CATEGORY.sub(r"\1等", text)
+
+
 def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -38,7 +63,7 @@ def fill(text: str, subject: str, objects: str, middle: str = "") -> str:
     values = {"subject": subject, "objects": objects, "middle": middle}
     if "{S" in text or "{O" in text or "{M" in text:
         values.update({_capitalise(k): _capitalise(v) for k, v in list(values.items())})
-    return text.format_map(values)
+    return undouble(text.format_map(values))
 
 
 def _stable_index(seed: int, key: str, count: int) -> int:
@@ -53,6 +78,9 @@ class Rendered:
     objects_left_out: int = 0
     capped_by_max_per_entity: int = 0
     two_hop_ambiguous: int = 0
+    two_hop_unsupported: int = 0
+    synonyms_left_out: int = 0
+    treatment_negations_left_out: int = 0
 
 
 @dataclass
@@ -75,8 +103,11 @@ def index_edges(graph: nx.MultiDiGraph) -> EdgeIndex:
 def _row(template: Template, subject: str, objects: list[str], triples: list[list[str]], lang: str,
          department: str, middle: str = "") -> dict:
     joined = join_objects(objects, lang)
+    answer = fill(template.answer, subject, joined, middle)
+    if template.relation == "cure_way" and objects and all(is_negation(item) for item in objects):
+        answer = f"{subject}{'，'.join(objects)}。" if lang == "zh" else f"{_capitalise(subject)}: {joined}."
     return {"instruction": fill(template.question, subject, joined, middle), "query": "",
-            "answer": fill(template.answer, subject, joined, middle), "task": TASK,
+            "answer": answer, "task": TASK,
             "template_id": template.id, "relation": template.relation, "subject": subject,
             "department": department, "triples": triples}
 
@@ -90,8 +121,13 @@ def _sample(objects: list[str], cap: int | None, seed: int, key: str) -> list[st
 
 def render(graph: nx.MultiDiGraph, templates: TemplateSet, *, lang: str, seed: int = 0, cap: int | None = 10,
            per_triple: bool = False, two_hop: bool = True, max_per_entity: int | None = None,
-           index: EdgeIndex | None = None) -> Rendered:
-    """QA rows for every (subject, relation) group that has a template, then the two-hop rows."""
+           index: EdgeIndex | None = None, two_hop_min_support: int = 2) -> Rendered:
+    """QA rows for every (subject, relation) group that has a template, then the two-hop rows.
+
+    A treatment list mixing negations (无需治疗) with treatments lists the treatments only; one made
+    of negations only is written as the statement itself. A two-hop path whose first hop is inverse
+    ("X 是哪种疾病的常用药") asserts a main use: it needs that edge stated by ``two_hop_min_support``
+    records or sources, else it is counted in ``two_hop_unsupported`` and not asked."""
     index = index or index_edges(graph)
     result = Rendered()
     per_subject: dict[str, list[dict]] = {}
@@ -103,6 +139,14 @@ def render(graph: nx.MultiDiGraph, templates: TemplateSet, *, lang: str, seed: i
         choices = templates.for_subject(relation, graph.nodes[subject]["type"])
         if not choices:
             continue
+        if relation == "cure_way" and not per_triple and any(is_negation(o) for o in objects) \
+                and not all(is_negation(o) for o in objects):
+            objects = [o for o in objects if not is_negation(o)]
+            result.treatment_negations_left_out += 1
+        if not per_triple:
+            distinct = without_synonym_duplicates(objects)
+            result.synonyms_left_out += len(objects) - len(distinct)
+            objects = distinct
         groups = [[name] for name in objects] if per_triple else [objects]
         for group in groups:
             key = f"{subject}|{relation}|{group[0] if per_triple else ''}"
@@ -129,6 +173,9 @@ def render(graph: nx.MultiDiGraph, templates: TemplateSet, *, lang: str, seed: i
                 if not objects:
                     continue
                 middle = middles[0]
+                if first.inverse and graph.edges[middle, subject, first.relation].get("support", 1) < two_hop_min_support:
+                    result.two_hop_unsupported += 1
+                    continue
                 shown = _sample(objects, cap, seed, f"{subject}|{template.id}")
                 first_triple = [middle, first.relation, subject] if first.inverse else [subject, first.relation, middle]
                 triples = [first_triple] + [[middle, second.relation, name] for name in shown]

@@ -31,7 +31,52 @@ HEALTH39_COLUMNS = {"alias": "alias", "part": "body_part", "department": "belong
 _PRODUCT = re.compile(r"^(?P<producer>.+?)\((?P<drug>[^()]+)\)$")
 _DETAIL_MARK = "[详细]"
 _ALIAS_SPLIT = re.compile(r"[,，、;；]")
-_TREATMENT_SPLIT = re.compile(r"[、\s]+")
+_TREATMENT_SPLIT = re.compile(r"[、，,；;\s]+")
+# A treatment cell that is a sentence, not a list ("本病无特效治疗，主要包括……", "目前暂无……").
+_SENTENCE_ITEM = re.compile(r"^(主要|本病|目前|一般|通常|可以|需要)|包括")
+_TRUNCATION_MARKS = ("...", "…")
+# Cells the scrape fills when it has nothing: not an entity.
+# Link texts and questions the scrape left in list cells (">>", "应该如何用药？用什么药？").
+_WEB_LEFTOVER_ITEM = re.compile(r"^[>»\s.…]+$|[?？]")
+PLACEHOLDERS = frozenset({"暂无相关资料", "暂无资料", "暂无", "无", "不详", "未知", "无相关资料"})
+
+# Shapes of the values of other columns (period, rate, money, age): one of them in a disease-name
+# or list column means the record's columns are shifted (39Health has such records).
+_VALUE_SHAPES = (
+    ("a duration", re.compile(r"^约?\d+(\.\d+)?\s*([-~～—至]+\s*\d+(\.\d+)?)?\s*(天|日|周|个月|月|年)")),
+    ("a price", re.compile(r"\d\s*元|收费")),
+    ("an age range", re.compile(r"\d+\s*[-~～至]\s*\d+\s*岁")),
+    ("a percentage", re.compile(r"\d\s*%")),
+)
+_NAME_ONLY_SHAPES = (("a treatment or examination", re.compile(r"(治疗|检查)$")),)
+# Columns checked item by item; drugs may carry a percentage (0.9%氯化钠注射液).
+_SHAPE_CHECKED_COLUMNS = {"part": 4, "department": 4, "checklist": 4, "symptom": 4, "complication": 4, "drug": 3}
+
+
+def value_shape(text: str, shapes=_VALUE_SHAPES) -> str | None:
+    """The name of the other column's value shape ``text`` has (a duration, a price …), if any."""
+    return next((name for name, pattern in shapes if pattern.search(text)), None)
+
+
+def check_39health_shape(record: Row) -> None:
+    """Reject a record whose name or list cells hold another column's kind of value."""
+    name = normalise_entity(record.get("name"))
+    shape = value_shape(name, _VALUE_SHAPES + _NAME_ONLY_SHAPES)
+    if shape:
+        raise RecordError(f"shifted columns: name holds {shape}", field="name")
+    for column, checked in _SHAPE_CHECKED_COLUMNS.items():
+        for item in str(record.get(column) or "").replace(_DETAIL_MARK, " ").split():
+            shape = value_shape(item, _VALUE_SHAPES[:checked])
+            if shape:
+                raise RecordError(f"shifted columns: {column} holds {shape}", field=column)
+
+
+def one_department(departments: list[str]) -> list[str]:
+    """A department path (``中医科 中医综合``, ``内科 呼吸内科``) as one department: the most specific
+    item that is a clinical department (ends in 科), else the first (``传染科 肝病`` -> 传染科)."""
+    if len(departments) <= 1:
+        return departments
+    return [departments[-1] if departments[-1].endswith("科") else departments[0]]
 
 
 def _count(ctx: StepContext, spec: SourceSpec, reason: str, number: int = 1) -> None:
@@ -49,15 +94,23 @@ def _triple(head: str, relation: str, tail: str, department: str = "", head_type
 
 
 def _clean_items(items: Iterable[str], ctx: StepContext, spec: SourceSpec) -> list[str]:
-    """Normalised, de-duplicated items; ``...`` truncations and empties dropped and counted."""
+    """Normalised, de-duplicated items; empties and placeholders dropped and counted. An item cut
+    with ``...``/``…`` is kept with the mark: the kg_qa step keeps it when its stem is a complete
+    name found elsewhere in the graph, and drops it as ``truncated_item`` otherwise."""
     kept: list[str] = []
     for item in items:
-        name = normalise_entity(item)
+        name = normalise_entity(item).rstrip("。")
         if not name or name == _DETAIL_MARK:
             continue
-        if name.endswith("...") or name.endswith("…"):
-            _count(ctx, spec, "truncated_item")
+        if name in PLACEHOLDERS or name.startswith("暂无"):
+            _count(ctx, spec, "placeholder_item")
             continue
+        if _WEB_LEFTOVER_ITEM.search(name):
+            _count(ctx, spec, "web_leftover_item")
+            continue
+        if name.endswith(_TRUNCATION_MARKS):
+            _count(ctx, spec, "truncated_item")
+            name = name.rstrip(".…").strip() + "…"
         if name in kept:
             _count(ctx, spec, "repeated_item")
             continue
@@ -85,6 +138,7 @@ def _xywy_rows(record: Row, spec: SourceSpec, ctx: StepContext, csv_cells: bool)
             lists[key] = _clean_items(_as_list(record.get(key), csv_cells), ctx, spec)
         except RecordError:
             raise RecordError("bad list: expected a list of names", field=key) from None
+    lists["cure_department"] = one_department(lists["cure_department"])
     departments = lists["cure_department"]
     department = departments[-1] if departments else ""
     rows: list[Row] = []
@@ -137,6 +191,9 @@ def _health39_items(cell: str, column: str, ctx: StepContext, spec: SourceSpec) 
         parts = _ALIAS_SPLIT.split(text)
     elif column == "treatment":
         parts = _TREATMENT_SPLIT.split(text)
+        sentences = [part for part in parts if _SENTENCE_ITEM.search(part)]
+        _count(ctx, spec, "sentence_item", len(sentences))
+        parts = [part for part in parts if part not in sentences]
     else:
         parts = text.split()
     return _clean_items(parts, ctx, spec)
@@ -148,20 +205,26 @@ def parse_39health(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[
     """39Health KG disease.csv (GB18030) -> one row per triple.
 
     Columns alias (Chinese/ASCII commas), part, department, checklist, symptom, complication,
-    treatment (、-separated), drug; the scraped `` [详细]`` marker is removed and items truncated
-    with ``...`` are dropped and counted; a record whose disease name itself is truncated is
+    treatment (、-separated), drug; the scraped `` [详细]`` marker is removed, truncated items are
+    resolved by the kg_qa step, a department path becomes one department, and a record whose name or
+    list cells hold a duration, price, age range or percentage (shifted columns) is rejected; a record whose disease name itself is truncated is
     dropped as ``truncated_name`` (several different diseases share such a prefix)."""
     name = normalise_entity(record.get("name"))
     if not name:
         raise RecordError("missing field: name", field="name")
-    if name.endswith("..."):
+    if name.endswith(_TRUNCATION_MARKS):
         ctx.drop(None, "truncated_name")
         return []
-    departments = _health39_items(record.get("department", ""), "department", ctx, spec)
+    if "?" in name or "\ufffd" in name:
+        ctx.drop(None, "unreadable_name")  # a character the site could not encode ("?耳")
+        return []
+    check_39health_shape(record)
+    departments = one_department(_health39_items(record.get("department", ""), "department", ctx, spec))
     department = departments[-1] if departments else ""
     rows: list[Row] = []
     for column, relation in HEALTH39_COLUMNS.items():
-        for item in _health39_items(record.get(column, ""), column, ctx, spec):
+        items = departments if column == "department" else _health39_items(record.get(column, ""), column, ctx, spec)
+        for item in items:
             rows.append(_triple(name, relation, item, department))
     return _emit(rows, ctx)
 

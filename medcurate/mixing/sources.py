@@ -17,7 +17,12 @@ from medcurate.sources import read_published_version
 
 @register_source_reader("mix_part", doc="Rows of a published version (path NAME@VERSION), tagged as one mixture part.")
 def read_mix_part(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
-    """A published version whose rows keep their provenance and get ``mix_part`` = the source's name."""
+    """A published version whose rows keep their provenance and get ``mix_part`` = the source's name.
+
+    Only its ``train`` split by default (``options: {splits: [...]}`` to choose): a mixture built
+    for training must not carry the part's validation and test rows."""
+    if "splits" not in spec.options:
+        spec.options = {**spec.options, "splits": ["train"]}
     for row in read_published_version(spec, ctx):
         row["mix_part"] = spec.name
         yield row

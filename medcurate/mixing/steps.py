@@ -9,13 +9,15 @@ count or ratio (seeded) and records the mixture in ``manifest["stats"]["mixture"
     steps:
       - mix:
           parts: {cmedins: {ratio: 2}, zhongjing: {ratio: 1}, toyhom: {ratio: 1}, general: {count: 50}}
-          turns: {single: 1, multi: 1, parts: [zhongjing, toyhom]}
+          turns: {single: 1, multi: 1, parts: [zhongjing, toyhom]}   # or scope: mixture
           total: 400
+          system: 你是一名专业的医生助手。   # every row gets it unless it has its own
 """
 from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from medcurate.card import markdown_table
@@ -69,10 +71,33 @@ def _check_parts(parts: Any, present: set[str]) -> dict[str, dict[str, Any]]:
     return checked
 
 
-def _balance_turns(rows: list[Row], turns: dict[str, Any], rng: random.Random, ctx: StepContext) -> list[Row]:
-    """Downsample the surplus of single- or multi-turn dialogues among ``turns.parts`` to single:multi."""
-    scope = set(turns.get("parts") or {part_of(row) for row in rows})
-    single_weight, multi_weight = float(turns.get("single", 1)), float(turns.get("multi", 1))
+def turn_scope(turns: dict[str, Any], names: Iterable[str]) -> set[str]:
+    """The parts the single:multi ratio applies to: ``parts: [...]`` (e.g. the dialogue parts) or,
+    with ``scope: mixture`` or no ``parts``, every part of the mixture (instruction rows are single-turn)."""
+    names = set(names)
+    scope, listed = turns.get("scope"), turns.get("parts")
+    if scope not in (None, "mixture", "parts"):
+        raise MedcurateError("turns.scope must be mixture or parts", field="steps.mix.turns.scope")
+    if scope == "mixture" and listed:
+        raise MedcurateError("turns: give scope: mixture or a list of parts, not both", field="steps.mix.turns")
+    if scope == "parts" and not listed:
+        raise MedcurateError("turns.scope parts needs turns.parts: [...]", field="steps.mix.turns.parts")
+    if not listed:
+        return names
+    unknown = sorted(set(listed) - names)
+    if unknown:
+        raise MedcurateError(f"turns.parts names {unknown[0]!r}, not a part of the mix", field="steps.mix.turns.parts")
+    return set(listed)
+
+
+def _turn_weights(turns: dict[str, Any]) -> tuple[float, float]:
+    return float(turns.get("single", 1)), float(turns.get("multi", 1))
+
+
+def _balance_turns(rows: list[Row], turns: dict[str, Any], scope: set[str], rng: random.Random,
+                   ctx: StepContext) -> list[Row]:
+    """Downsample the surplus of single- or multi-turn dialogues within ``scope`` to single:multi."""
+    single_weight, multi_weight = _turn_weights(turns)
     single = [i for i, row in enumerate(rows) if part_of(row) in scope and user_turns(row) == 1]
     multi = [i for i, row in enumerate(rows) if part_of(row) in scope and user_turns(row) > 1]
     scale = min(len(single) / single_weight if single_weight else float("inf"),
@@ -84,22 +109,62 @@ def _balance_turns(rows: list[Row], turns: dict[str, Any], rng: random.Random, c
     return [row for i, row in enumerate(rows) if i not in removed]
 
 
+def single_turn_quotas(available: dict[str, tuple[int, int]], sizes: dict[str, int],
+                       weights: tuple[float, float]) -> dict[str, int]:
+    """How many single-turn rows each part of the scope contributes so that the scope holds
+    single:multi exactly while every part keeps its size: ``available[part] = (single, multi)``.
+    Each part's quota lies in [size - multi, min(size, single)]; the rest is spread in part order."""
+    total = sum(sizes[name] for name in available)
+    target = round(total * weights[0] / (weights[0] + weights[1])) if sum(weights) else 0
+    low = {name: max(0, sizes[name] - multi) for name, (_, multi) in available.items()}
+    high = {name: min(sizes[name], single) for name, (single, _) in available.items()}
+    quotas = dict(low)
+    remaining = max(0, target - sum(low.values()))
+    for name in sorted(available):
+        extra = min(remaining, high[name] - quotas[name])
+        quotas[name] += extra
+        remaining -= extra
+    return quotas
+
+
+def _sample_part(members: list[Row], size: int, quota: int | None, rng: random.Random) -> list[Row]:
+    """``size`` rows of one part (graph order kept); with a quota, that many single-turn ones."""
+    if quota is None:
+        return [members[i] for i in sorted(rng.sample(range(len(members)), size))]
+    single = [i for i, row in enumerate(members) if user_turns(row) == 1]
+    multi = [i for i, row in enumerate(members) if user_turns(row) > 1]
+    chosen = rng.sample(single, min(quota, len(single))) + rng.sample(multi, min(size - quota, len(multi)))
+    return [members[i] for i in sorted(chosen)]
+
+
+def _with_system(row: Row, system: str) -> None:
+    messages = row["messages"]
+    if not (messages and messages[0].get("role") == "system"):
+        row["messages"] = [{"role": "system", "content": system}, *messages]
+
+
 @register_step("mix", reads=("instruction", "query", "answer", "messages", "mix_part"), writes=("messages", "mix_part"))
 def mix(rows: list[Row], ctx: StepContext, parts: dict, total: int | None = None, turns: dict | None = None,
         system: str | None = None, seed: int | None = None) -> list[Row]:
     """Combine parts (recipe sources) by ``count`` or ``ratio`` into one conversation dataset.
 
-    Instruction rows become ``messages`` (``instruction_to_messages``, optional ``system``);
-    ``turns: {single: 1, multi: 1, parts: [...]}`` balances single- against multi-turn dialogues
-    of those parts before each part is sampled (seeded) to its size, and trims the surplus again
-    afterwards so the mixture holds the ratio exactly (part shares are recorded as taken). Rows not taken are dropped as
-    ``mixed_out:<part>``; rows of parts not named are dropped as ``not_in_mix``.
+    Instruction rows become ``messages`` (``instruction_to_messages``). ``turns: {single: 1, multi: 1}``
+    holds single- against multi-turn dialogues at that ratio within its scope: ``parts: [...]`` (e.g.
+    the dialogue parts) or ``scope: mixture`` (every part; the default without ``parts``). The pool
+    is balanced first (so part sizes are computed from what the ratio allows), then each part is
+    sampled to its size with a single-turn quota that keeps the scope at the ratio: the requested
+    part shares are hit after balancing, and the achieved ratio is in the card.
+
+    System prompt rule: with ``system``, every row of the mixture starts with that system message,
+    except rows that already carry their own system message (they keep it); without ``system`` no
+    system message is added. Rows not taken are dropped as ``mixed_out:<part>``; rows of parts not
+    named as ``not_in_mix``; the pool's surplus turns as ``turn_balance``.
     """
     rng = random.Random(ctx.seed if seed is None else seed)
     for row in rows:
         row["mix_part"] = part_of(row)
         if not isinstance(row.get("messages"), list) and row.get("instruction") and row.get("answer"):
-            row["messages"] = instruction_to_messages(row, system)
+            row["messages"] = instruction_to_messages(row)
     available_all = Counter(row["mix_part"] for row in rows)
     spec = _check_parts(parts, set(available_all))
     outside = [row for row in rows if row["mix_part"] not in spec]
@@ -107,26 +172,33 @@ def mix(rows: list[Row], ctx: StepContext, parts: dict, total: int | None = None
         ctx.drop(None, "not_in_mix", len(outside))
     rows = [row for row in rows if row["mix_part"] in spec]
     before_balance = Counter(row["mix_part"] for row in rows)
+    scope = turn_scope(turns, spec) if turns else set()
     if turns:
-        rows = _balance_turns(rows, turns, rng, ctx)
+        rows = _balance_turns(rows, turns, scope, rng, ctx)
     by_part: dict[str, list[Row]] = {name: [] for name in spec}
     for row in rows:
         by_part[row["mix_part"]].append(row)
     sizes = part_sizes({name: len(members) for name, members in by_part.items()}, spec, total)
+    quotas: dict[str, int] = {}
+    if turns:
+        counts = {name: (sum(1 for r in by_part[name] if user_turns(r) == 1),
+                         sum(1 for r in by_part[name] if user_turns(r) > 1)) for name in scope}
+        quotas = single_turn_quotas(counts, sizes, _turn_weights(turns))
     mixed: list[Row] = []
     for name, members in by_part.items():
-        chosen = sorted(rng.sample(range(len(members)), sizes[name]))
-        if len(members) > sizes[name]:
-            ctx.drop(None, f"mixed_out:{name}", len(members) - sizes[name])
-        mixed.extend(members[i] for i in chosen)
-    if turns:
-        mixed = _balance_turns(mixed, turns, rng, ctx)
+        taken = _sample_part(members, sizes[name], quotas.get(name), rng)
+        if len(members) > len(taken):
+            ctx.drop(None, f"mixed_out:{name}", len(members) - len(taken))
+        mixed.extend(taken)
+    if system:
+        for row in mixed:
+            _with_system(row, system)
     rng.shuffle(mixed)
-    _record(mixed, spec, available_all, before_balance, by_part, sizes, total, turns, ctx)
+    _record(mixed, spec, available_all, before_balance, by_part, sizes, total, turns, scope, ctx)
     return mixed
 
 
-def _record(mixed, spec, available_all, before_balance, by_part, sizes, total, turns, ctx: StepContext) -> None:
+def _record(mixed, spec, available_all, before_balance, by_part, sizes, total, turns, scope, ctx: StepContext) -> None:
     per_part = {}
     for name in spec:
         taken = [row for row in mixed if row["mix_part"] == name]
@@ -135,10 +207,22 @@ def _record(mixed, spec, available_all, before_balance, by_part, sizes, total, t
                           "share": round(len(taken) / len(mixed), 4) if mixed else 0.0,
                           "single_turn": sum(1 for row in taken if user_turns(row) == 1),
                           "multi_turn": sum(1 for row in taken if user_turns(row) > 1)}
-    ctx.card.stats["mixture"] = {"rows": len(mixed), "total_requested": total, "turns": turns, "parts": per_part}
+    achieved: dict[str, Any] | None = None
+    if turns:
+        in_scope = [row for row in mixed if row["mix_part"] in scope]
+        single = sum(1 for row in in_scope if user_turns(row) == 1)
+        achieved = {"scope": sorted(scope), "requested": f"{turns.get('single', 1)}:{turns.get('multi', 1)}",
+                    "single_turn": single, "multi_turn": len(in_scope) - single,
+                    "single_share": round(single / len(in_scope), 4) if in_scope else 0.0}
+    ctx.card.stats["mixture"] = {"rows": len(mixed), "total_requested": total, "turns": turns,
+                                 "turns_achieved": achieved, "parts": per_part}
     table = markdown_table(["part", "requested", "available", "after turn balance", "sampled", "taken", "share",
                             "single-turn", "multi-turn"],
                            [[name, ", ".join(f"{k} {v}" for k, v in info["requested"].items()), info["available"],
                              info["after_turn_balance"], info["sampled"], info["taken"], f"{info['share']:.1%}", info["single_turn"],
                              info["multi_turn"]] for name, info in per_part.items()])
+    if achieved:
+        table += (f"\n\nSingle:multi-turn over {', '.join(achieved['scope'])}: requested {achieved['requested']}, "
+                  f"achieved {achieved['single_turn']}:{achieved['multi_turn']} "
+                  f"(single-turn share {achieved['single_share']:.1%}).")
     ctx.card.add_section("Mixture", table)

@@ -71,13 +71,35 @@ def _stage_command(stage: str, summary: str):
 
 @click.group("train")
 def train():
-    """Train on dataset versions: SFT (LoRA/QLoRA), DPO, reward model; merge adapters."""
+    """Train on dataset versions: SFT (LoRA/QLoRA), DPO, reward model, RL; merge adapters."""
     silence_torch_warnings()
 
 
 train.add_command(_stage_command("sft", "Supervised fine-tuning, loss on answer tokens only."))
 train.add_command(_stage_command("dpo", "Direct preference optimisation on preference pairs."))
 train.add_command(_stage_command("reward", "A reward model (sequence classifier) on preference pairs."))
+
+
+@train.command("rl")
+@click.option("--recipe", required=True, help="Recipe YAML path, or a shipped recipe name (clinicalgpt-rl, ivygpt-rl).")
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Local HF base model folder (the one the SFT adapter was trained on).")
+@click.option("--adapter", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The SFT run directory or its adapter folder: the starting policy and the KL reference.")
+@click.option("--reward", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A `medcurate train reward` run directory or its adapter folder.")
+@click.option("--data", required=True, metavar="NAME@VERSION", help="Dataset version whose prompts the policy answers.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New run directory.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe field (repeatable; lora.r=16 for nested keys).")
+@store_option
+def rl(recipe, model_path, adapter, reward, data, out_dir, overrides, store):
+    """Reward-model-guided RL (RLOO) with a KL penalty toward the SFT policy."""
+    from medcurate.train.rl import run_rl
+
+    result = run_rl(recipe, model_path, adapter, reward, data, out_dir, store=store, overrides=list(overrides))
+    console.print(f"rl on {result.lineage['dataset']['ref']} finished; run directory: {result.run_dir}  "
+                  f"(adapter in {result.output_dir})")
 
 
 @train.command("merge")

@@ -19,11 +19,13 @@ STAGE_KINDS = {
     "sft": ("instruction", "conversation", "ehr"),
     "dpo": ("preference",),
     "reward": ("preference",),
+    "rl": ("instruction", "conversation", "ehr", "preference"),
 }
 _WHY = {
     "sft": "supervised fine-tuning needs target answers (instruction, conversation or ehr rows)",
     "dpo": "DPO needs preference pairs (prompt, chosen, rejected)",
     "reward": "a reward model is trained on preference pairs (prompt, chosen, rejected)",
+    "rl": "the RL stage needs prompts (instruction, conversation, ehr or preference rows)",
 }
 
 
@@ -94,3 +96,32 @@ def load_training_data(ref: str, stage: str, store: str | Path | None = None, va
         parts = train.train_test_split(test_size=validation, seed=seed)
         train, evaluation = parts["train"], parts["test"]
     return version, train, evaluation
+
+
+def to_prompt_row(row: dict[str, Any], kind: str, json_columns: set[str],
+                  system_prompt: str | None = None) -> dict[str, Any]:
+    """One stored row -> the prompt the policy answers during RL (the reference answer is not used):
+    a conversation's prompt is every turn before its last assistant turn."""
+    if kind == "conversation":
+        turns = _turns(_messages(row["messages"], "messages" in json_columns))
+        last_assistant = max(i for i, turn in enumerate(turns) if turn["role"] == "assistant")
+        return {"prompt": _with_system(turns[:last_assistant], system_prompt)}
+    return {"prompt": to_training_row(row, kind, json_columns, system_prompt)["prompt"]}
+
+
+def load_prompt_data(ref: str, store: str | Path | None = None, seed: int = 0, system_prompt: str | None = None):
+    """(version, Dataset of {"prompt": messages}) from the train split of any prompt-bearing row kind."""
+    from datasets import Dataset
+
+    from medcurate.store import load, resolve
+
+    version = resolve(ref, store)
+    manifest = version.manifest
+    check_kind("rl", manifest["kind"], version.ref)
+    splits = load(version, store)
+    if "train" not in splits or len(splits["train"]) == 0:
+        raise MedcurateError(f"{version.ref} has no train rows to take prompts from", field="splits")
+    json_columns = set(manifest.get("json_columns") or [])
+    prompts = Dataset.from_list([to_prompt_row(row, manifest["kind"], json_columns, system_prompt)
+                                 for row in splits["train"]])
+    return version, prompts.shuffle(seed=seed)

@@ -23,11 +23,11 @@ from typing import Any
 from medcurate.errors import MedcurateError
 from medcurate.yamlio import parse_yaml
 
-STAGES = ("sft", "dpo", "reward")
+STAGES = ("sft", "dpo", "reward", "rl")
 METHODS = ("lora", "qlora", "full")
 # keys medcurate reads itself; every other key must be a field of the stage's TRL config
 MEDCURATE_KEYS = {"name", "stage", "method", "paper", "description", "lora", "quantization", "batch_size",
-                  "validation", "keep_best", "dpo_reference", "system_prompt"}
+                  "validation", "keep_best", "dpo_reference", "system_prompt", "cite"}
 LORA_KEYS = {"r", "alpha", "dropout", "target_modules", "modules_to_save", "bias"}
 QUANT_KEYS = {"quant_type", "double_quant", "compute_dtype"}
 DEFAULTS: dict[str, Any] = {
@@ -124,9 +124,9 @@ def resolve_recipe(data: dict[str, Any], stage: str, origin: str) -> dict[str, A
 
 
 def trl_config_class(stage: str):
-    from trl import DPOConfig, RewardConfig, SFTConfig
+    from trl import DPOConfig, RewardConfig, RLOOConfig, SFTConfig
 
-    return {"sft": SFTConfig, "dpo": DPOConfig, "reward": RewardConfig}[stage]
+    return {"sft": SFTConfig, "dpo": DPOConfig, "reward": RewardConfig, "rl": RLOOConfig}[stage]
 
 
 def trl_arguments(recipe: dict[str, Any]) -> dict[str, Any]:

@@ -81,6 +81,17 @@ def test_real_task_files_round_trip_and_template_variety(store):
     for row in rows:
         assert parse(row["task"], row["answer"]) == json.loads(row["gold"])
     assert len({row["template_id"] for row in rows if row["task"] == "ner"}) >= 3
+    # the review's defects: affirmed events are not written 无, CMeIE answers match the instruction
+    for row in (r for r in rows if r["task"] == "cdee"):
+        gold = json.loads(row["gold"])["events"]
+        assert row["answer"].count("发生状态：肯定") == sum(1 for e in gold if e["tendency"] == "")
+        assert "发生状态：无" not in row["answer"]
+    cmeie = [r for r in rows if r["task"] == "cmeie"]
+    assert all(r["answer"].startswith("（") and "可用的关系类型：" in r["instruction"] for r in cmeie)
+    # no task makes up more than 40% of the build by default (CDN was 65%)
+    shares = result.manifest["stats"]["cmedins"]["tasks"]
+    assert max(shares.values()) <= 0.4 * sum(shares.values()) + 1
+    assert counts["rejects"].get("unrenderable", 0) == 0
     report = next(row for row in rows if row["task"] == "report")
     assert report["query"].startswith("患者：") and report["answer"].startswith("主诉：")
     card = (result.version.path / "README.md").read_text(encoding="utf-8")
@@ -154,6 +165,8 @@ def test_malformed_imcs_reports_are_rejected(tmp_path, store):
         {"input": good_input, "target": sections.replace("\n建议：多饮水。", ""), "task_dataset": "IMCS-V2-MRG"},
         {"input": "没有对话", "target": sections, "task_dataset": "IMCS-V2-MRG"},
         {"input": "其他任务", "target": "x", "task_dataset": "CMeEE-V2"},
+        # 辅助检查 present but empty: a valid report (no examination was done)
+        {"input": good_input, "target": sections.replace("辅助检查：暂无。", "辅助检查："), "task_dataset": "IMCS-V2-MRG"},
     ]
     path = tmp_path / "imcs.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in records), encoding="utf-8")
@@ -161,6 +174,10 @@ def test_malformed_imcs_reports_are_rejected(tmp_path, store):
     rejects = {r["line"]: r["reason"] for r in read_rejects(result.version)}
     assert rejects == {2: "missing report section: 建议", 3: "missing dialogue: no 问诊对话历史 block"}
     assert result.manifest["counts"]["filtered"] == {"other_task": 1}
-    row = load_rows(result.version.ref, store=store)["train"][0]
+    rows = load_rows(result.version.ref, store=store)["train"]
+    assert len(rows) == 2
+    empty_exam = next(r for r in rows if r["source"]["line"] == 5)
+    assert "辅助检查：无" in empty_exam["answer"] and parse("report", empty_exam["answer"]) == json.loads(empty_exam["gold"])
+    row = next(r for r in rows if r["source"]["line"] == 1)
     assert row["query"] == "患者：咳嗽三天\n医生：发烧吗\n患者：不发烧"
     assert json.loads(row["gold"])["sections"]["既往史"] == "无。"

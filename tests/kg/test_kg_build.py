@@ -26,18 +26,26 @@ def test_example_recipe_builds_and_balances(store):
 
 def test_one_shot_command_publishes_and_reports_missing_templates(tmp_path, store):
     (tmp_path / "storage.yaml").write_text(
-        "lang: en\ntemplates:\n  - {id: my.storage, relation: storage, question: 'How is {subject} stored?', answer: '{objects}.'}\n",
+        "lang: zh\ntemplates:\n  - {id: my.storage, relation: storage, question: '{subject}如何贮藏？', answer: '{objects}。'}\n",
         encoding="utf-8")
     result = run_medcurate("kg", "qa", "xywy:examples/data/kg_xywy_sample.jsonl", "triples:examples/data/kg_triples_sample.csv",
-                           "--lang", "en", "--name", "kgcli", "--store", str(store), "--per-triple",
+                           "--lang", "zh", "--name", "kgcli", "--store", str(store), "--per-triple",
                            "--max-per-entity", "3", "--seed", "7", "--templates", str(tmp_path), cwd=REPO, check=True)
     assert "no template: category (2 triples)" in result.stderr and "no template: storage" not in result.stderr
     rows = load_rows("kgcli@latest", store)["train"]
-    assert rows and all(row["template_id"].startswith("en.") for row in rows)
+    assert rows and all(row["template_id"].startswith(("zh.", "my.")) for row in rows)
     assert max(Counter(row["subject"] for row in rows).values()) <= 3
     manifest = json.loads(next((store / "kgcli").glob("*/manifest.json")).read_text())
-    assert manifest["recipe"]["steps"] == [{"kg_qa": {"lang": "en", "cap": 10, "per_triple": True, "two_hop": True,
+    assert manifest["recipe"]["steps"] == [{"kg_qa": {"lang": "zh", "cap": 10, "per_triple": True, "two_hop": True,
                                                       "max_per_entity": 3, "templates": [str(tmp_path)]}}]
+
+
+def test_english_questions_over_a_chinese_only_graph_are_refused(store):
+    result = run_medcurate("kg", "qa", "xywy:examples/data/kg_xywy_sample.jsonl", "--lang", "en", "--name", "kgen",
+                           "--store", str(store), cwd=REPO)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "lang en over a Chinese-only graph" in result.stderr and "use lang zh" in result.stderr
+    assert not (store / "kgen").exists()
 
 
 def test_one_shot_command_refuses_an_unknown_format(store):
@@ -55,7 +63,10 @@ def test_real_kgs_counts_match_the_graph(store):
     grouped = build(recipe_from_dict(kg_qa_recipe(sources, "real2", two_hop=False), base_dir=REPO, origin="test"),
                     store=store)
     stats = per_triple.manifest["stats"]["kg"]
-    assert stats["nodes"] > 25000 and stats["edges"] > 150000
+    # one department per disease and no generic treatment categories: fewer, better edges than the raw cells
+    assert stats["nodes"] > 25000 and stats["edges"] > 130000
+    assert per_triple.manifest["counts"]["filtered"]["generic_treatment"] > 1000
+    assert per_triple.manifest["counts"]["rejects"]["shifted columns"] >= 4
     for relation, edges in stats["edges_by_relation"].items():
         assert edges == stats["triples_covered"].get(relation, 0) + stats["triples_without_template"].get(relation, 0)
     triple_rows = load_rows(per_triple.version, store)["train"]

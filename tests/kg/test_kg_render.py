@@ -52,7 +52,7 @@ def test_two_hop_only_when_the_middle_entity_is_unique():
         triple("感冒", "common_drug", "感冒灵"), triple("感冒", "has_symptom", "发热"),
         triple("感冒", "common_drug", "布洛芬"), triple("偏头痛", "common_drug", "布洛芬"),
         triple("偏头痛", "has_symptom", "头痛")]).graph
-    result = render(graph, load_templates("zh"), lang="zh")
+    result = render(graph, load_templates("zh"), lang="zh", two_hop_min_support=1)
     two_hop = [r for r in result.rows if r["template_id"] == "zh.two_hop.drug_disease_symptom"]
     assert [r["subject"] for r in two_hop] == ["感冒灵"]
     assert two_hop[0]["answer"] == "感冒灵是感冒的常用药，感冒的常见症状包括发热。"
@@ -83,3 +83,15 @@ def test_subject_type_keys_a_template(tmp_path):
     assert rows["尿沉渣计数"]["template_id"] == "zh.related_disease.p1"
     chosen = {render(graph, templates, lang="zh", seed=seed).rows[0]["template_id"] for seed in range(12)}
     assert chosen == {"my.drug_related", "zh.related_disease.p1"}
+
+
+def test_drug_to_disease_two_hop_needs_two_records_by_default():
+    once = build_graph([triple("感冒", "common_drug", "感冒灵"), triple("感冒", "has_symptom", "发热")]).graph
+    result = render(once, load_templates("zh"), lang="zh")
+    assert not [r for r in result.rows if r["template_id"] == "zh.two_hop.drug_disease_symptom"]
+    assert result.two_hop_unsupported == 1
+    twice = build_graph([triple("感冒", "common_drug", "感冒灵"), triple("感冒", "common_drug", "感冒灵"),
+                         triple("感冒", "has_symptom", "发热")]).graph
+    asked = [r for r in render(twice, load_templates("zh"), lang="zh").rows
+             if r["template_id"] == "zh.two_hop.drug_disease_symptom"]
+    assert [r["subject"] for r in asked] == ["感冒灵"]

@@ -14,8 +14,10 @@ def test_all_appendix_b_templates_ship_with_their_wording():
         paper = [t for ts in templates.one_hop.values() for t in ts if t.paper]
         assert len(paper) == expected
         assert {t.relation for t in paper} == {"related_disease", "has_symptom", "need_check", "indication", "cure_way",
-                                               "acompany_with", "drug_interaction", "treats_symptom"}
+                                               "complication", "drug_interaction", "treats_symptom"}
     zh = load_templates("zh")
+    # 39Health/xywy co-occurrence columns (acompany_with) are never worded as causes
+    assert not any("引起" in t.answer or "并发症" in t.answer for t in zh.one_hop["acompany_with"])
     assert "{subject}有哪些常见症状？" in [t.question for t in zh.one_hop["has_symptom"]]
     # relations the paper lacks have templates too
     assert {"do_eat", "not_eat", "belongs_to_department", "need_check", "cure_way", "drug_producer"} <= zh.relations

@@ -88,3 +88,57 @@ def test_real_dialogues_single_multi_balance_and_general_slice(store):
     assert all(not row["messages"][0]["content"].startswith(" ") for row in safety)
     again = build(mix_recipe(sources, mix), store=store)
     assert again.version.version == result.version.version
+
+
+def write_dialogues(path: Path, single: int, multi: int, system: str | None = None) -> None:
+    """Conversation rows shaped like Zhongjing's (multi-turn) and Toyhom's (single-turn) dialogues."""
+    rows = []
+    for i in range(single + multi):
+        turns = 1 if i < single else 3
+        messages = [{"role": "system", "content": system}] if system else []
+        for t in range(turns):
+            messages += [{"role": "user", "content": f"患者问题{i}-{t}"}, {"role": "assistant", "content": f"医生回答{i}-{t}"}]
+        rows.append({"messages": messages})
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_requested_shares_are_hit_after_turn_balancing(tmp_path, store):
+    write_dialogues(tmp_path / "zhongjing.jsonl", single=5, multi=30)
+    write_dialogues(tmp_path / "toyhom.jsonl", single=40, multi=0)
+    write_instructions(tmp_path / "medical.jsonl", 50)
+    sources = [{"name": n, "path": str(tmp_path / f"{n}.jsonl"), "format": "jsonl"} for n in ("zhongjing", "toyhom", "medical")]
+    mix = {"parts": {"zhongjing": {"ratio": 1}, "toyhom": {"ratio": 1}, "medical": {"ratio": 2}},
+           "turns": {"single": 1, "multi": 1, "parts": ["zhongjing", "toyhom"]}}
+    result = build(mix_recipe(sources, mix), store=store)
+    mixture = result.manifest["stats"]["mixture"]
+    assert {name: info["share"] for name, info in mixture["parts"].items()} == \
+        {"zhongjing": 0.25, "toyhom": 0.25, "medical": 0.5}
+    achieved = mixture["turns_achieved"]
+    assert achieved["single_turn"] == achieved["multi_turn"] > 0 and achieved["scope"] == ["toyhom", "zhongjing"]
+    assert "achieved 25:25" in (result.version.path / "README.md").read_text(encoding="utf-8")
+
+
+def test_turn_ratio_over_the_whole_mixture(tmp_path, store):
+    write_dialogues(tmp_path / "zhongjing.jsonl", single=0, multi=30)
+    write_instructions(tmp_path / "medical.jsonl", 50)
+    sources = [{"name": n, "path": str(tmp_path / f"{n}.jsonl"), "format": "jsonl"} for n in ("zhongjing", "medical")]
+    mix = {"parts": {"zhongjing": {"ratio": 1}, "medical": {"ratio": 1}}, "turns": {"single": 1, "multi": 1, "scope": "mixture"}}
+    result = build(mix_recipe(sources, mix), store=store)
+    rows = load_rows(result.version.ref, store=store)["train"]
+    single = sum(1 for row in rows if user_turns(row) == 1)
+    assert single == len(rows) - single == 30
+    assert result.manifest["stats"]["mixture"]["turns_achieved"]["single_share"] == 0.5
+    with pytest.raises(MedcurateError, match="not both"):
+        build(mix_recipe(sources, {**mix, "turns": {"scope": "mixture", "parts": ["medical"]}}), store=store)
+
+
+def test_system_prompt_rule_every_row_unless_it_has_its_own(tmp_path, store):
+    write_dialogues(tmp_path / "own.jsonl", single=3, multi=0, system="你是儿科医生。")
+    write_dialogues(tmp_path / "plain.jsonl", single=3, multi=0)
+    write_instructions(tmp_path / "medical.jsonl", 3)
+    sources = [{"name": n, "path": str(tmp_path / f"{n}.jsonl"), "format": "jsonl"} for n in ("own", "plain", "medical")]
+    mix = {"parts": {"own": {"count": 3}, "plain": {"count": 3}, "medical": {"count": 3}}, "system": "你是医生助手。"}
+    rows = load_rows(build(mix_recipe(sources, mix), store=store).version.ref, store=store)["train"]
+    systems = Counter((row["mix_part"], row["messages"][0]["content"]) for row in rows if row["messages"][0]["role"] == "system")
+    assert systems == {("own", "你是儿科医生。"): 3, ("plain", "你是医生助手。"): 3, ("medical", "你是医生助手。"): 3}
+    assert all(sum(m["role"] == "system" for m in row["messages"]) == 1 for row in rows)

@@ -1,10 +1,9 @@
 """Tiny datasets built through the real store and one tiny model, shared by the training tests."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
+
+from tests.train.train_helpers import build_version
 
 QA = [("高血压吃什么药？", "可在医生指导下服用氨氯地平。"), ("感冒发烧怎么办？", "多喝水，体温超过38.5度可服用布洛芬。"),
       ("糖尿病饮食注意什么？", "控制碳水化合物摄入，少吃甜食。"), ("失眠怎么办？", "规律作息，睡前避免咖啡和浓茶。")]
@@ -24,20 +23,6 @@ PREFERENCES = [
 ]
 
 
-def _build(folder: Path, store: Path, name: str, kind: str, rows: list[dict], splits: dict | None = None,
-           steps: list | None = None) -> str:
-    from medcurate.build import build
-    from medcurate.recipe import recipe_from_dict
-
-    source = folder / f"{name}.jsonl"
-    source.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    recipe = recipe_from_dict({"name": name, "kind": kind, "sources": [{"name": name, "path": source.name,
-                                                                          "format": "jsonl"}],
-                               "steps": steps or [], "splits": splits or {}}, base_dir=folder,
-                               origin=f"{name} test recipe")
-    return build(recipe, store=store).version.ref
-
-
 @pytest.fixture(scope="session")
 def train_world(tmp_path_factory):
     """A store with instruction, conversation, preference and ehr versions, and a tiny model built on them."""
@@ -46,11 +31,11 @@ def train_world(tmp_path_factory):
     folder = tmp_path_factory.mktemp("train-data")
     store = folder / "store"
     refs = {
-        "instruction": _build(folder, store, "qa", "instruction",
+        "instruction": build_version(folder, store, "qa", "instruction",
                               [{"instruction": "回答问题", "query": q, "answer": a, "task": "qa"} for q, a in QA]),
-        "conversation": _build(folder, store, "dialogue", "conversation", [{"messages": m} for m in CONVERSATIONS]),
-        "preference": _build(folder, store, "prefs", "preference", PREFERENCES),
-        "ehr": _build(folder, store, "notes", "ehr",
+        "conversation": build_version(folder, store, "dialogue", "conversation", [{"messages": m} for m in CONVERSATIONS]),
+        "preference": build_version(folder, store, "prefs", "preference", PREFERENCES),
+        "ehr": build_version(folder, store, "notes", "ehr",
                       [{"department": "内科", "input": "主诉：咳嗽三天。现病史：发热。", "diagnosis": "上呼吸道感染"},
                        {"department": "内科", "input": "主诉：胸痛一小时。", "diagnosis": "急性冠脉综合征"}],
                       steps=[{"deid": {"fields": ["input", "diagnosis"]}}]),

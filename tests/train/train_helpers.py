@@ -18,3 +18,18 @@ def repeated_batch(rows: int, steps: int = 6, lr: float = 5e-3) -> list[str]:
 def losses(run_dir: Path, key: str = "loss") -> list[float]:
     lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line)[key] for line in lines if key in json.loads(line)]
+
+
+def build_version(folder: Path, store: Path, name: str, kind: str, rows: list[dict], splits: dict | None = None,
+           steps: list | None = None) -> str:
+    """Publish ``rows`` as a version of ``kind`` through the real store; returns its ref."""
+    from medcurate.build import build
+    from medcurate.recipe import recipe_from_dict
+
+    source = folder / f"{name}.jsonl"
+    source.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    recipe = recipe_from_dict({"name": name, "kind": kind, "sources": [{"name": name, "path": source.name,
+                                                                          "format": "jsonl"}],
+                               "steps": steps or [], "splits": splits or {}}, base_dir=folder,
+                               origin=f"{name} test recipe")
+    return build(recipe, store=store).version.ref
