@@ -45,7 +45,7 @@ def load_model_for_eval(model_path: str | Path, adapter: str | Path | None = Non
 
     resolved = resolve_adapter(adapter) if adapter is not None else None
     tokenizer = load_tokenizer(model_path)
-    model = AutoModelForCausalLM.from_pretrained(str(model_path))
+    model: Any = AutoModelForCausalLM.from_pretrained(str(model_path))
     if resolved is not None:
         from peft import PeftModel
 

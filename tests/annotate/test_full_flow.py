@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("trl", reason="the train extra is not installed")
 
 from medcurate.annotate.configs import build_result
-from medcurate.annotate.workdir import load_state
 from medcurate.annotate.server import LabelStudioServer, RetryPolicy
+from medcurate.annotate.workdir import load_state
 from tests.annotate.conftest import ANNOTATOR_EMAILS
 from tests.conftest import REPO, run_medcurate
 
