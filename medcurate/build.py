@@ -27,6 +27,7 @@ from medcurate.pipeline import (
     get_step,
     publish_checks,
 )
+from medcurate.privacy import version_privacy
 from medcurate.readers import Malformed, file_sha256, iter_records
 from medcurate.recipe import Recipe, recipe_from_dict
 from medcurate.schemas import row_kind, stable_row_id
@@ -126,6 +127,7 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
         "columns": {split: table.schema.names for split, table in tables.items()}.get("train", []),
         "stats": card.stats,
         "card_sections": [[title, body] for title, body in card.sections],
+        "privacy": version_privacy(rows, card.stats.get("deid")),
     }
     version = publish(recipe.name, manifest, tables, [r.to_dict() for r in rejects], render_card,
                       artifacts=card.artifacts, store=root)

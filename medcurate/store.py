@@ -219,6 +219,7 @@ def publish(name: str, manifest: dict[str, Any], tables: dict[str, Any], rejects
     for relative, content in (artifacts or {}).items():
         files[relative] = content
     manifest = dict(manifest)
+    manifest.setdefault("privacy", {"status": "not screened"})  # medcurate/privacy.py: unknown means unscreened
     manifest["files"] = {relative: _sha256_bytes(content) for relative, content in sorted(files.items())}
     version_id = compute_version_id(manifest)
     manifest["version"] = version_id

@@ -60,9 +60,11 @@ def annotate():
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--near-duplicate", default=0.9, show_default=True, type=float,
               help="Character-bigram Jaccard similarity at which two answers are flagged as near-duplicates.")
+@click.option("--allow-unscreened-text-to-remote-endpoint", "allow_unscreened", is_flag=True,
+              help="Send prompts of a version that is not de-identified to a --base-url off this machine.")
 @store_option
 def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split, limit, temperature, top_p,
-                   max_new_tokens, seed, near_duplicate, store):
+                   max_new_tokens, seed, near_duplicate, allow_unscreened, store):
     """Sample K answers per prompt from a local model or an OpenAI-compatible endpoint."""
     from medcurate.annotate.sampling import (
         SamplingSettings,
@@ -80,7 +82,12 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
                                 adapter=str(resolve_adapter(adapter).adapter_dir) if adapter else None,
                                 base_url=base_url)
     items = load_prompts(prompts, store, split, limit)
-    generate = openai_generator(settings, os.environ.get(api_key_env)) if base_url else local_generator(settings)
+    from medcurate.privacy import require_safe_endpoint
+
+    statuses = [item["prompt_source"]["privacy"] for item in items]
+    require_safe_endpoint(base_url, statuses, allow_unscreened=allow_unscreened, purpose=prompts)
+    generate = (openai_generator(settings, os.environ.get(api_key_env), privacy=statuses,
+                                 allow_unscreened=allow_unscreened) if base_url else local_generator(settings))
     sampled = list(make_items(items, generate, settings, near_duplicate))
     written = write_items(Path(out), sampled)
     write_candidates_lineage(Path(out), sampled, settings, store)
@@ -102,18 +109,24 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
 @click.option("--judge-url", default=None, help="OpenAI-compatible endpoint of an LLM judge for pre-annotations.")
 @click.option("--judge-model", default=None, help="The judge's model name.")
 @click.option("--judge-key-env", default="OPENAI_API_KEY", show_default=True)
+@click.option("--allow-unscreened-text-to-remote-endpoint", "allow_unscreened", is_flag=True,
+              help="Send candidates from a version that is not de-identified to a --judge-url off this machine.")
 @workdir_option
 @server_options
 def push_command(candidates, kind, annotators, overlap, title, project_id, seed, keep_near_duplicates, judge_url,
-                 judge_model, judge_key_env, workdir, url, token):
+                 judge_model, judge_key_env, allow_unscreened, workdir, url, token):
     """Create a Label Studio project from CANDIDATES with cross-annotation assigned by medcurate."""
     from medcurate.annotate.workflows import push
 
     judge = None
     if judge_url:
-        from medcurate.annotate.judge import openai_judge
+        from medcurate.annotate.judge import candidate_privacy, openai_judge
+        from medcurate.privacy import require_safe_endpoint
 
-        judge = openai_judge(judge_url, judge_model or "judge", os.environ.get(judge_key_env))
+        statuses = candidate_privacy(Path(candidates))
+        require_safe_endpoint(judge_url, statuses, allow_unscreened=allow_unscreened, purpose=Path(candidates).name)
+        judge = openai_judge(judge_url, judge_model or "judge", os.environ.get(judge_key_env), privacy=statuses,
+                             allow_unscreened=allow_unscreened)
     result = push(_server(url, token), workdir=Path(workdir), candidates=Path(candidates), kind=kind,
                   annotators=annotators.split(","), overlap=overlap, title=title, seed=seed, project_id=project_id,
                   judge=judge, judge_name=f"judge:{judge_model}" if judge_url else None,

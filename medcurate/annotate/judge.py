@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from medcurate.annotate.configs import SPF_CRITERIA
@@ -83,7 +84,26 @@ def parse_verdict(kind: str, unit: dict[str, Any], reply: str) -> dict[str, Any]
     return {"order": order} if isinstance(order, list) and sorted(map(str, order)) == sorted(ids) else None
 
 
-def openai_judge(base_url: str, model: str, api_key: str | None) -> Callable[[str, dict[str, Any]], dict[str, Any] | None]:
+def candidate_privacy(candidates: Path) -> list[str]:
+    """The privacy status of every prompt source in a candidates file (from `annotate sample`);
+    items without one count as not screened."""
+    from medcurate.privacy import NOT_SCREENED
+
+    statuses = []
+    for line in candidates.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            item = json.loads(line)
+            statuses.append((item.get("prompt_source") or {}).get("privacy") or NOT_SCREENED)
+    return statuses or [NOT_SCREENED]
+
+
+def openai_judge(base_url: str, model: str, api_key: str | None, *, privacy: list[str] | None = None,
+                 allow_unscreened: bool = False) -> Callable[[str, dict[str, Any]], dict[str, Any] | None]:
+    """A judge at an OpenAI-compatible endpoint; ``privacy`` holds the statuses of the versions whose
+    text it will see (unknown counts as not screened, refused off this machine before any connection)."""
+    from medcurate.privacy import NOT_SCREENED, require_safe_endpoint
+
+    require_safe_endpoint(base_url, privacy or [NOT_SCREENED], allow_unscreened=allow_unscreened, purpose="judge")
     import openai
 
     client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=3, timeout=120)

@@ -69,16 +69,19 @@ def as_messages(prompt: str | list[dict[str, str]]) -> list[dict[str, str]]:
 
 def load_prompts(ref: str, store: str | Path | None, split: str | None, limit: int | None) -> list[dict[str, Any]]:
     """Prompt items from a published version (its rows' ids become the item ids)."""
+    from medcurate.privacy import privacy_status
     from medcurate.store import load_rows, resolve
 
     version = resolve(ref, store)
+    privacy = privacy_status(version.manifest)
     items = []
     for split_name, rows in load_rows(version, store=store, split=split).items():
         for row in rows:
             prompt = prompt_of(row)
             row_id = row.get("id") or hashlib.sha256(canonical_json(prompt).encode()).hexdigest()[:16]
             items.append({"item_id": row_id, "prompt": prompt,
-                          "prompt_source": {"dataset": version.ref, "split": split_name, "row_id": row_id}})
+                          "prompt_source": {"dataset": version.ref, "split": split_name, "row_id": row_id,
+                                            "privacy": privacy}})
             if limit is not None and len(items) >= limit:
                 return items
     return items
@@ -118,10 +121,17 @@ def make_items(prompts: list[dict[str, Any]], generate: Callable[[list[dict[str,
                "sampling": settings.to_dict()}
 
 
-def openai_generator(settings: SamplingSettings, api_key: str | None) -> Callable[[list[dict[str, str]], int], list[str]]:
+def openai_generator(settings: SamplingSettings, api_key: str | None, *, privacy: Iterable[str] = ("not screened",),
+                     allow_unscreened: bool = False) -> Callable[[list[dict[str, str]], int], list[str]]:
     """k chat completions per prompt from an OpenAI-compatible endpoint (one request each,
-    since not every server honours ``n``); seeds differ per sample so answers differ."""
+    since not every server honours ``n``); seeds differ per sample so answers differ. ``privacy``:
+    the statuses of the versions whose text is sent (medcurate/privacy.py refuses unscreened text
+    to an endpoint off this machine before any connection)."""
     import openai
+
+    from medcurate.privacy import require_safe_endpoint
+
+    require_safe_endpoint(settings.base_url, privacy, allow_unscreened=allow_unscreened, purpose="annotate sample")
 
     client = openai.OpenAI(base_url=settings.base_url, api_key=api_key or "not-needed", max_retries=3, timeout=120)
 

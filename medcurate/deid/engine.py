@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import html
 import os
 import re
 from collections.abc import Iterable
@@ -29,6 +30,9 @@ POLICIES = ("mask", "surrogate", "redact")
 IDENTIFIER_TYPES = tuple(REGISTRY)
 DEFAULT_THRESHOLD = 0.5
 HIGH_CONFIDENCE = 0.8
+# A candidate with one of its recognizer's context words just before it scores at least this.
+CONTEXT_FLOOR = 0.85
+CONTEXT_WINDOW = 12
 SECRET_ENV = "MEDCURATE_DEID_SECRET"
 
 
@@ -89,20 +93,47 @@ class Deidentifier:
     """De-identifies Chinese clinical text; see the module docstring for the policies."""
 
     def __init__(self, policy: str | dict | Policy | None = None, *, secret: str | None = None,
-                 threshold: float = DEFAULT_THRESHOLD, types: Iterable[str] | None = None):
+                 threshold: float = DEFAULT_THRESHOLD, types: Iterable[str] | None = None,
+                 pseudonym_key: bytes | None = None):
         self.policy = policy if isinstance(policy, Policy) else Policy.parse(policy)
-        self.threshold = threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0:
+            raise MedcurateError("threshold must be a number between 0 and 1", field="threshold")
+        self.threshold = float(threshold)
         self.recognizers = all_recognizers(tuple(types) if types else None)
         secret = secret if secret is not None else os.environ.get(SECRET_ENV)
         if self.policy.uses_surrogates and not secret:
             raise MedcurateError(f"the surrogate policy needs a secret: set ${SECRET_ENV} (keep it out of the repository)")
         self._key = (secret or "").encode("utf-8")
+        # Patient and record keys become HMAC pseudonyms: with the user's secret they are stable across
+        # builds; without one, a random key held only by this run (consistent within it, linkable by no one).
+        self.stable_pseudonyms = bool(secret) or pseudonym_key is not None
+        self.pseudonym_key = pseudonym_key or (hmac.new(self._key, b"pseudonym", hashlib.sha256).digest() if secret
+                                               else os.urandom(32))
+
+    def pseudonym(self, value: str) -> str:
+        """A keyed pseudonym for a patient or record number: ``pt-`` and 16 hex digits."""
+        return "pt-" + hmac.new(self.pseudonym_key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+    def candidates(self, text: str) -> list[Span]:
+        """Every recognizer's candidates, context-boosted, with offsets into ``text``. The text is
+        scanned in a normal form (HTML entities unescaped, zero-width characters dropped, full-width
+        digits and letters folded) and the spans mapped back."""
+        normal = normalise(text)
+        scanned = normal.text
+        found: list[Span] = []
+        for recognizer in self.recognizers:
+            for span in recognizer.candidates(scanned):
+                if recognizer.context and span.score < CONTEXT_FLOOR and _has_context(scanned, span.start,
+                                                                                      recognizer.context):
+                    span = Span(span.start, span.end, span.type, CONTEXT_FLOOR, span.recognizer)
+                found.append(span)
+        found.extend(_propagate_names(scanned, found))
+        return found if normal.identity else [normal.original_span(span) for span in found]
 
     def scan(self, text: str, threshold: float | None = None) -> list[Span]:
         """Identifier spans in ``text`` with score >= threshold, non-overlapping, by position."""
         threshold = self.threshold if threshold is None else threshold
-        candidates = [span for recognizer in self.recognizers for span in recognizer.find(text)]
-        candidates.extend(_propagate_names(text, candidates))
+        candidates = self.candidates(text)
         chosen: list[Span] = []
         taken = bytearray(len(text) + 1)
         for tag in _MASK_TAG.finditer(text):
@@ -161,6 +192,76 @@ def _propagate_names(text: str, candidates: list[Span]) -> list[Span]:
     names = {text[s.start:s.end] for s in candidates if s.type == "PERSON" and s.score >= 0.85 and s.end - s.start >= 2}
     found = []
     for name in names:
-        for match in re.finditer(re.escape(name), text):
-            found.append(Span(match.start(), match.end(), "PERSON", 0.9, "NamePropagation"))
+        position = text.find(name)
+        while position >= 0:
+            found.append(Span(position, position + len(name), "PERSON", 0.9, "NamePropagation"))
+            position = text.find(name, position + len(name))
     return found
+
+
+def _has_context(text: str, start: int, words: tuple[str, ...]) -> bool:
+    before = text[max(0, start - CONTEXT_WINDOW):start]
+    return any(word in before for word in words)
+
+
+_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+# Only what is folded or dropped: full-width punctuation such as ，：（ stays as it is.
+_SPECIAL = re.compile(r"&(?:#\d{1,6}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z]{2,8});|[" + _ZERO_WIDTH + r"]"
+                      r"|[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\uff0b\uff0d\uff0e\uff0f\uff20]+")
+_FOLD = {code: code - 0xFEE0 for code in range(0xFF10, 0xFF1A)}
+_FOLD.update({code: code - 0xFEE0 for code in range(0xFF21, 0xFF3B)})
+_FOLD.update({code: code - 0xFEE0 for code in range(0xFF41, 0xFF5B)})
+_FOLD.update({0xFF0B: ord("+"), 0xFF0D: ord("-"), 0xFF0E: ord("."), 0xFF0F: ord("/"), 0xFF20: ord("@")})
+
+
+@dataclass
+class Normalised:
+    """Text in the form the recognizers see, and where each of its characters came from."""
+
+    original: str
+    text: str
+    starts: list[int] | None = None  # original offset of each scanned character (None: identical)
+    ends: list[int] | None = None
+
+    @property
+    def identity(self) -> bool:
+        return self.starts is None
+
+    def original_span(self, span: Span) -> Span:
+        assert self.starts is not None and self.ends is not None
+        if span.end <= span.start:
+            return span
+        return Span(self.starts[span.start], self.ends[span.end - 1], span.type, span.score, span.recognizer)
+
+
+def normalise(text: str) -> Normalised:
+    """HTML entities unescaped, zero-width characters dropped, full-width digits/letters folded, with
+    an offset map back to ``text`` (identifiers hide behind markup debris and invisible characters)."""
+    if not _SPECIAL.search(text):
+        return Normalised(text, text)
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    position = 0
+    for match in _SPECIAL.finditer(text):
+        if match.start() > position:
+            pieces.append(text[position:match.start()])
+            starts.extend(range(position, match.start()))
+            ends.extend(range(position + 1, match.start() + 1))
+        token = match.group()
+        if token[0] == "&":
+            replacement = html.unescape(token)
+            pieces.append(replacement)
+            starts.extend([match.start()] * len(replacement))
+            ends.extend([match.end()] * len(replacement))
+        elif token[0] in _ZERO_WIDTH:
+            pass
+        else:
+            pieces.append(token.translate(_FOLD))
+            starts.extend(range(match.start(), match.end()))
+            ends.extend(range(match.start() + 1, match.end() + 1))
+        position = match.end()
+    pieces.append(text[position:])
+    starts.extend(range(position, len(text)))
+    ends.extend(range(position + 1, len(text) + 1))
+    return Normalised(text, "".join(pieces), starts, ends)

@@ -44,11 +44,13 @@ class Diagnosis:
     uncertain_items: tuple[bool, ...] = field(default=())
 
 
-def map_fields(record: dict[str, Any], mapping: dict[str, str] | None = None) -> dict[str, Any]:
+def map_fields(record: dict[str, Any], mapping: dict[str, str] | None = None, *,
+               require_mapped: bool = False) -> dict[str, Any]:
     """Canonical EHR fields from a raw record, via the recipe's mapping or the known aliases.
 
     The mapping is ``{canonical_field: source_column}``; unmapped canonical fields fall back
-    to the aliases (Chinese or English names).
+    to the aliases (Chinese or English names). ``require_mapped`` (the first record of a source)
+    makes a mapped column the record does not have an error: almost always a typo in the recipe.
     """
     mapping = mapping or {}
     unknown = set(mapping) - set(FIELD_ALIASES)
@@ -60,6 +62,10 @@ def map_fields(record: dict[str, Any], mapping: dict[str, str] | None = None) ->
     lowered = {str(key).strip().lower(): key for key in record}
     for name, aliases in FIELD_ALIASES.items():
         column = mapping.get(name)
+        if require_mapped and column is not None and column not in record:
+            from medcurate.errors import MedcurateError
+            raise MedcurateError(f"the mapping names column {column!r}, which the record does not have",
+                                 field=f"options.fields.{name}")
         if column is None:
             column = next((lowered[a.lower()] for a in aliases if a.lower() in lowered), None)
         value = record.get(column) if column is not None else None
@@ -71,7 +77,9 @@ def map_fields(record: dict[str, Any], mapping: dict[str, str] | None = None) ->
 
 def split_diagnoses(text: str) -> list[str]:
     """Split a diagnosis field on ；，、 newlines and numbering, never inside brackets."""
-    pieces, current, depth = [], [], 0
+    pieces: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in _NUMBERED_ITEMS.sub("\n", text.replace("\r", "")):
         if char in "（(":
             depth += 1

@@ -13,8 +13,8 @@ from medcurate.pipeline import RecordError, Row, SourceSpec, StepContext, regist
 from medcurate.schemas import EHR_SECTIONS
 
 
-def _ehr_row(record: dict[str, Any], spec: SourceSpec) -> Row:
-    mapped = map_fields(record, spec.options.get("fields"))
+def _ehr_row(record: dict[str, Any], spec: SourceSpec, ctx: StepContext) -> Row:
+    mapped = map_fields(record, spec.options.get("fields"), require_mapped=ctx.ledger.rows_in == 1)
     if not mapped["diagnosis"]:
         raise RecordError("missing diagnosis: the record has no diagnosis field or it is empty",
                           field=(spec.options.get("fields") or {}).get("diagnosis", "diagnosis"))
@@ -33,13 +33,13 @@ def parse_ehr_jsonl(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable
 
     ``options.fields: {chief_complaint: 主诉, diagnosis: 出院诊断, …}`` maps columns (Chinese or
     English names are also recognised without a mapping)."""
-    yield _ehr_row(record, spec)
+    yield _ehr_row(record, spec, ctx)
 
 
 @register_source("ehr_csv", file_format="csv", doc="EHR records (CSV with a header); options.fields as for ehr.")
 def parse_ehr_csv(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """EHR records as CSV with a header row; options as for the ``ehr`` format."""
-    yield _ehr_row(record, spec)
+    yield _ehr_row(record, spec, ctx)
 
 
 @register_source("cmb_clin", file_format="json", doc="CMB-Clin case records: sections from the description, "

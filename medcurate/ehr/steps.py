@@ -18,12 +18,8 @@ from collections import Counter
 from collections.abc import Iterable
 
 from medcurate.card import markdown_table
-from medcurate.deid.gate import mark_deidentified, require_deidentified
-from medcurate.ehr.records import (
-    TEXT_FIELDS,
-    labelled_input,
-    normalise_diagnosis,
-)
+from medcurate.deid.gate import gate_problem, leftover_identifier, mark_deidentified
+from medcurate.ehr.records import labelled_input, normalise_diagnosis
 from medcurate.errors import MedcurateError
 from medcurate.pipeline import Row, StepContext, register_publish_check, register_step
 from medcurate.schemas import EHR_SECTIONS
@@ -32,23 +28,27 @@ from medcurate.schemas import EHR_SECTIONS
 PUBLISHED_TEXT_FIELDS = ("input", "diagnosis", *EHR_SECTIONS)
 
 
-def refuse_unless_deidentified(rows: list[Row], fields: Iterable[str] = TEXT_FIELDS) -> None:
-    """Raise (the build refuses) when any row's text fields did not pass the deid step unchanged."""
-    fields = tuple(fields)
-    failures = [(row, reason) for row in rows if (reason := require_deidentified(row, fields))]
+def refuse_unless_deidentified(rows: list[Row], fields: Iterable[str] | None = None, *, rescan: bool = False) -> None:
+    """Raise (the build refuses) when any row's text did not pass the deid step unchanged; ``fields``
+    None (the default) checks every text column the row carries; ``rescan`` scans them all again."""
+    fields = tuple(fields) if fields is not None else None
+    failures = [(row, problem) for row in rows
+                if (problem := gate_problem(row, fields) or (leftover_identifier(row) if rescan else None))]
     if failures:
-        row, reason = failures[0]
+        row, problem = failures[0]
         source = row.get("source") or {}
         raise MedcurateError(f"refusing to publish {len(failures)} EHR row(s) that did not pass the deid step "
-                             f"(first: {reason}); add a `deid` step covering {', '.join(fields)} before ehr_pairs",
-                             file=source.get("file"), line=source.get("line"), field="deid")
+                             f"(first: {problem.reason}); fix the recipe's deid step ({problem.recipe_field}) "
+                             f"and keep it after any step that adds or renames text columns",
+                             file=source.get("file"), line=source.get("line"), field=problem.recipe_field)
 
 
 @register_publish_check("ehr")
 def refuse_text_not_deidentified(rows: list[Row]) -> None:
-    """The privacy gate at publish time: every EHR row's text must be the deid step's output,
-    unchanged by any later step."""
-    refuse_unless_deidentified(rows, PUBLISHED_TEXT_FIELDS)
+    """The privacy gate at publish time: every string column of every EHR row must be the deid
+    step's output, unchanged by any later step (a rename or an extra column is refused), and hold
+    nothing the recognizers would still take."""
+    refuse_unless_deidentified(rows, rescan=True)
 
 
 @register_step("ehr_pairs", reads=(*EHR_SECTIONS, "diagnosis_raw", "department", "deid"),
@@ -73,7 +73,8 @@ def ehr_pairs(rows: list[Row], ctx: StepContext) -> list[Row]:
         row["diagnoses"] = list(normalised.all)
         row["diagnosis_uncertain"] = normalised.uncertain
         row["department"] = str(row.get("department") or "")
-        mark_deidentified(row, PUBLISHED_TEXT_FIELDS, row["deid"]["policy"])
+        mark_deidentified(row, [name for name in PUBLISHED_TEXT_FIELDS if name in row] + ["department"],
+                          row["deid"]["policy"])
         kept.append(row)
     departments = Counter(row["department"] or "(unknown)" for row in kept)
     ctx.card.stats["ehr"] = {"rows": len(kept), "departments": dict(sorted(departments.items())),

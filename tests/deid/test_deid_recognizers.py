@@ -97,9 +97,30 @@ class TestLicensePlate:
         assert found("川ABCDEF", "LICENSE_PLATE") == []
 
 
+class TestNumberVariants:
+    @pytest.mark.parametrize("text, number", [("电话：138 1234 5678", "138 1234 5678"), ("手机138-1234-5678", "138-1234-5678"),
+                                              ("联系电话１３８１２３４５６７８。", "１３８１２３４５６７８"),
+                                              ("电话一三八一二三四五六七八", "一三八一二三四五六七八")])
+    def test_phone_variants(self, text, number):
+        assert found(text, "PHONE") == [number]
+
+    def test_id_card_with_spaces_and_dashes(self):
+        number = valid_id("11010519491231002")
+        for spaced in (f"{number[:6]} {number[6:14]} {number[14:]}", f"{number[:6]}-{number[6:14]}-{number[14:]}"):
+            assert found(f"身份证号：{spaced}", "ID_CARD") == [spaced]
+
+    @pytest.mark.parametrize("number", ["A-12-3456", "No.8812345", "OP2023/00876", "ZY0012345"])
+    def test_record_numbers_with_letters(self, number):
+        assert found(f"病案号：{number}，", "MEDICAL_RECORD_NO") == [number]
+        assert found(f"复印件 {number} 存档", "MEDICAL_RECORD_NO") == [number]
+
+
 class TestAge:
     def test_over_89_only(self):
-        assert found("患者，女，93岁，", "AGE") == ["93岁"]
+        assert found("患者，女，93岁，", "AGE") == ["93"]
+        assert found("患者，女，九十五岁，", "AGE") == ["九十五"]
+        assert found("患者，男，一百零一岁", "AGE") == ["一百零一"]
+        assert found("患者，男，八十九岁", "AGE") == []
         assert found("年龄：101", "AGE") == ["101"]
         assert found("患者，男，89岁", "AGE") == []
 
@@ -113,12 +134,50 @@ class TestDate:
     def test_signature_line_date(self):
         assert found("记录医师：李某（住院医师） 2023.12.22", "DATE") == ["2023.12.22"]
 
-    def test_treatment_course_dates_and_durations_are_kept(self):
+    def test_treatment_course_dates_are_identifiers_by_default(self):
         text = "后于2017年3月14日予以化疗，3天前出现发热，病程2年，ICD编码I10、K35.8。"
+        assert masked(text) == "后于[DATE]予以化疗，3天前出现发热，病程2年，ICD编码I10、K35.8。"
+
+    @pytest.mark.parametrize("date", [
+        "2016-10-29；11：12", "2016年7月1日16时45分", "2017-1-18(09:37)", "2016--10--29", "2016-07-01，16：45",
+        "二〇一六年七月二十八日", "一九四九年十二月三十一日", "2016年8月", "2014/08/3110时46分", "2016.8.19 17:02",
+        "2015年3月28日1时13分", "2017年8月5日，08：32", "2016/01/03；12：45", "2016 - 10 - 29", "2016年10月29日上午10时",
+        "２０１６年１０月２９日", "2018-09-23日",
+    ])
+    def test_safe_harbor_forms(self, date):
+        assert found(f"患者于{date}入院。", "DATE") == [date]
+
+    @pytest.mark.parametrize("text, date", [("7月28日入院", "7月28日"), ("10月21号复诊", "10月21号"),
+                                            ("于十二月三十一日出院", "十二月三十一日")])
+    def test_month_day_without_year(self, text, date):
+        assert found(text, "DATE") == [date]
+
+    def test_years_durations_times_and_ages_are_kept(self):
+        text = "2016年起病，病程3天，2周后复查，每日8:00服药，T 36.5℃，BP 120/80mmHg，1.5g bid，患者65岁。"
         assert masked(text) == text
 
 
 class TestAddress:
+    @pytest.mark.parametrize("text, address", [
+        ("男，56岁，农民，双滦区某某村人，因“胸痛2天”入院", "双滦区某某村"),
+        ("现住某某乡某某村2组。主诉“咳嗽”", "某某乡某某村2组"),
+        ("女，60岁，汉族，平泉县七沟镇西井村人，主因“腹痛”入院", "平泉县七沟镇西井村"),
+        ("家住兴隆县半壁山镇。因“头晕”来诊", "兴隆县半壁山镇"),
+        ("现住址：青龙县木头凳镇三道河村4组，主诉“心悸”", "青龙县木头凳镇三道河村4组"),
+        ("农民，平泉县黄各庄镇人，主诉“胸闷”", "平泉县黄各庄镇"), ("重庆市渝中区人，", "重庆市渝中区"),
+    ])
+    def test_rural_and_home_village(self, text, address):
+        assert found(text, "ADDRESS") == [address]
+
+    def test_words_for_country_and_town_are_not_addresses(self):
+        assert found("发达国家，特别是农村和边远地区发病率仍高，城乡差别明显。", "ADDRESS") == []
+        assert found("河北人，", "ADDRESS") == []  # a province alone is allowed by Safe Harbor
+
+    def test_span_stops_before_the_chief_complaint(self):
+        text = "现住丰南区黄各庄镇主诉反复咳嗽咳痰三年加重一周伴发热"
+        spans = found(text, "ADDRESS")
+        assert spans and all("咳" not in value for value in spans)
+
     def test_labelled(self):
         text = "住址：浙江省杭州市西湖区文三路90号东方小区3幢2单元501室，联系电话：13912345678"
         assert found(text, "ADDRESS") == ["浙江省杭州市西湖区文三路90号东方小区3幢2单元501室"]
@@ -148,6 +207,30 @@ class TestPerson:
     ])
     def test_names_by_label_follower_and_compound_surname(self, text, name):
         assert name in found(text, "PERSON")
+
+    @pytest.mark.parametrize("text, name", [
+        ("卢振华，男性，66岁，教师", "卢振华"), ("&quot;>患者石晓东，男性，45岁", "石晓东"), ("p;岳红梅，女，33岁", "岳红梅"),
+        ("【一般项目】温建平，男，70岁", "温建平"), ("&nbsp;患者柴雪，女，41岁", "柴雪"), ("其子孟凡宇签字同意。", "孟凡宇"),
+        ("其女阎小青陪同就诊。", "阎小青"), ("家属邵立群签字同意。", "邵立群"), ("联系人：车永红，电话", "车永红"),
+        ("姚国栋于2016年3月5日入院", "姚国栋"), ("魏春燕因“腹痛2天”入院", "魏春燕"),
+        ("由其子张三代诉病史", "张三"), ("患者之女赵月陪同", "赵月"), ("籍天明，男，45岁", "籍天明"),
+        ("家属（儿子）王建国签字", "王建国"), ("病人周九因“发热”入院", "周九"), ("患者阿依古丽·买买提，女，40岁", "阿依古丽·买买提"),
+    ])
+    def test_names_at_note_start_after_markup_and_role_words(self, text, name):
+        assert found(text, "PERSON") == [name]
+
+    def test_zero_width_characters_inside_a_name(self):
+        text = "患者韦\u200b立\u200c新，男，50岁"
+        assert masked(text) == "患者[PERSON]，男，50岁"
+
+    @pytest.mark.parametrize("text, name", [("The patient Zhang Wei was admitted.", "Zhang Wei"),
+                                            ("家属 WANG Xiaoming 陪同", "WANG Xiaoming"),
+                                            ("contact Xiaohong Li today", "Xiaohong Li")])
+    def test_pinyin_names(self, text, name):
+        assert found(text, "PERSON") == [name]
+
+    def test_english_words_are_not_pinyin_names(self):
+        assert found("The Patient Was Seen In Clinic With Dr Smith", "PERSON") == []
 
     def test_surname_with_title(self):
         assert found("，张医生建议复查", "PERSON") == ["张"]
