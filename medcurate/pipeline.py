@@ -38,6 +38,10 @@ PLUGIN_MODULES = (
     "medcurate.annotate.steps",
     "medcurate.quality.steps",
     "medcurate.corpora.sources",
+    "medcurate.annotate.review_sources",
+    "medcurate.annotate.review",
+    "medcurate.llm.sources",
+    "medcurate.llm.steps",
 )
 
 Row = dict[str, Any]

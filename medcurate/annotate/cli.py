@@ -97,9 +97,12 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
 
 
 @annotate.command("push")
-@click.option("--candidates", required=True, type=click.Path(dir_okay=False), help="JSONL from `annotate sample`.")
-@click.option("--kind", type=click.Choice(["pairwise", "ranking", "binary", "rating"]), default="pairwise",
-              show_default=True, help="rating: one answer scored 1-5 on IvyGPT's four dimensions.")
+@click.option("--candidates", default=None, type=click.Path(dir_okay=False), help="JSONL from `annotate sample`.")
+@click.option("--rows", "rows_ref", default=None,
+              help="Review: generated rows of a published version, NAME@VERSION (instead of --candidates).")
+@click.option("--kind", type=click.Choice(["pairwise", "ranking", "binary", "rating", "review"]), default="pairwise",
+              show_default=True, help="rating: one answer scored 1-5 on IvyGPT's four dimensions; "
+                                      "review: physicians accept / edit / reject each generated answer.")
 @click.option("--annotators", required=True, help="Comma-separated annotator e-mails (their Label Studio accounts).")
 @click.option("--overlap", default=2, show_default=True, type=int, help="Annotators per item (at least 2).")
 @click.option("--title", default=None)
@@ -113,11 +116,23 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
               help="Send candidates from a version that is not de-identified to a --judge-url off this machine.")
 @workdir_option
 @server_options
-def push_command(candidates, kind, annotators, overlap, title, project_id, seed, keep_near_duplicates, judge_url,
-                 judge_model, judge_key_env, allow_unscreened, workdir, url, token):
+@store_option
+def push_command(candidates, rows_ref, kind, annotators, overlap, title, project_id, seed, keep_near_duplicates,
+                 judge_url, judge_model, judge_key_env, allow_unscreened, workdir, url, token, store):
     """Create a Label Studio project from CANDIDATES with cross-annotation assigned by medcurate."""
     from medcurate.annotate.workflows import push
+    from medcurate.errors import MedcurateError
 
+    if (candidates is None) == (rows_ref is None):
+        raise MedcurateError("give exactly one of --candidates and --rows")
+    if rows_ref is not None:
+        if kind != "review":
+            raise MedcurateError("--rows is for --kind review (other kinds compare sampled answers: --candidates)")
+        from medcurate.annotate.review import review_items, write_review_candidates
+
+        candidates = str(write_review_candidates(Path(workdir), review_items(rows_ref, store)))
+    if kind == "review" and judge_url:
+        raise MedcurateError("the LLM judge pre-annotates preference kinds, not review")
     judge = None
     if judge_url:
         from medcurate.annotate.judge import candidate_privacy, openai_judge
@@ -179,6 +194,9 @@ def resolve_command(min_votes, workdir, url, token):
 
 @annotate.command("export")
 @click.option("--name", required=True, help="Dataset name for the preference version.")
+@click.option("--as", "output", type=click.Choice(["instruction", "preference"]), default=None,
+              help="Review projects: accepted + edited rows as an instruction version (default) or "
+                   "accepted-vs-rejected preference pairs. Other kinds always give preference pairs.")
 @click.option("--validation", default=0.0, show_default=True, type=float)
 @click.option("--test", default=0.0, show_default=True, type=float)
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -188,10 +206,19 @@ def resolve_command(min_votes, workdir, url, token):
               help="rating projects: two answers whose mean scores differ by no more than this make no pair.")
 @workdir_option
 @store_option
-def export_command(name, validation, test, seed, prompt_format, min_votes, tie_margin, workdir, store):
-    """Publish a `preference` dataset version (DPO / reward-model pairs) from a pulled project."""
-    from medcurate.annotate.recipes import export_recipe
+def export_command(name, output, validation, test, seed, prompt_format, min_votes, tie_margin, workdir, store):
+    """Publish a `preference` dataset version (DPO / reward-model pairs) from a pulled project, or
+    for a review project an instruction version (or preference pairs with --as preference)."""
+    from medcurate.annotate.recipes import export_recipe, review_export_recipe
+    from medcurate.annotate.workdir import load_state
+    from medcurate.errors import MedcurateError
 
-    run_recipe_mapping(export_recipe(Path(workdir), name, validation=validation, test=test, seed=seed,
-                                     prompt_format=prompt_format, min_votes=min_votes, tie_margin=tie_margin),
-                       origin="medcurate annotate export", store=store)
+    if load_state(Path(workdir))["kind"] == "review":
+        data = review_export_recipe(Path(workdir), name, output or "instruction", validation=validation, test=test,
+                                    seed=seed, prompt_format=prompt_format, min_votes=min_votes)
+    elif output == "instruction":
+        raise MedcurateError("--as instruction is for review projects (push --kind review)")
+    else:
+        data = export_recipe(Path(workdir), name, validation=validation, test=test, seed=seed,
+                             prompt_format=prompt_format, min_votes=min_votes, tie_margin=tie_margin)
+    run_recipe_mapping(data, origin="medcurate annotate export", store=store)

@@ -21,6 +21,8 @@ from medcurate.resources import data_file
 SPF_CRITERIA = ("safety", "professionalism", "fluency")
 PAIRWISE_CHOICES = {"A better": "A", "B better": "B", "tie": "tie"}
 BINARY_CHOICES = ("acceptable", "unacceptable")
+REVIEW_DECISIONS = ("accept", "edit", "reject")
+REVIEW_TEXTS = ("edited", "reason")
 RATING_DIMENSIONS = ("informativeness", "coherence", "human_preference", "factual_accuracy")
 """IvyGPT section 2.2: answers scored on informativeness, coherence, adherence to human preference
 and factual accuracy; medcurate asks for 1-5 on each."""
@@ -48,6 +50,8 @@ KINDS = {
                             "two answers compared on safety, professionalism, fluency, plus an overall choice"),
     "ranking": ProjectKind("ranking", "ranking.xml", "k answers ranked best first"),
     "binary": ProjectKind("binary", "binary.xml", "one answer marked acceptable or unacceptable"),
+    "review": ProjectKind("review", "review.xml",
+                          "a generated row accepted, edited or rejected by physicians, with a reason"),
     "rating": ProjectKind("rating", "rating.xml",
                           "one answer scored 1-5 on informativeness, coherence, human preference and factual "
                           "accuracy (IvyGPT)"),
@@ -124,6 +128,8 @@ def judgement_keys(kind: str, unit: dict[str, Any]) -> list[str]:
     if kind == "ranking":
         ids = [candidate["id"] for candidate in unit["candidates"]]
         return [order_key(first, second) for first, second in itertools.combinations(sorted(ids), 2)]
+    if kind == "review":
+        return ["decision"]
     if kind == "rating":
         return list(RATING_DIMENSIONS)
     return ["acceptability"]
@@ -146,9 +152,20 @@ def order_key(first: str, second: str) -> str:
 
 
 def parse_result(kind: str, unit: dict[str, Any], result: list[dict[str, Any]]) -> tuple[dict[str, str], list[str]]:
-    """An annotation's result list -> (judgements, missing keys). Nothing missing is guessed."""
+    """An annotation's result list -> (judgements, missing keys). Nothing missing is guessed.
+    A review's edited answer and reason ride along as ``edited`` / ``reason`` (texts, not votes)."""
     judgements: dict[str, str] = {}
-    if kind == "pairwise":
+    if kind == "review":
+        for item in result:
+            value = item.get("value") or {}
+            choices = value.get("choices") or []
+            if item.get("from_name") == "decision" and len(choices) == 1 and choices[0] in REVIEW_DECISIONS:
+                judgements["decision"] = choices[0]
+            elif item.get("from_name") in REVIEW_TEXTS:
+                text = "\n".join(str(part) for part in value.get("text") or []).strip()
+                if text:
+                    judgements[item["from_name"]] = text
+    elif kind == "pairwise":
         for item in result:
             name = item.get("from_name")
             choices = (item.get("value") or {}).get("choices") or []
@@ -189,6 +206,7 @@ def build_result(kind: str, judgements: dict[str, Any]) -> list[dict[str, Any]]:
     """The Label Studio result list for given judgements (LLM-judge predictions, test annotators).
 
     pairwise: {criterion: "A" | "B" | "tie"}; binary: {"acceptability": value};
+    review: {"decision": accept | edit | reject, "edited"?: text, "reason"?: text};
     ranking: {"order": [candidate ids, best first]}; rating: {dimension: 1..5}.
     """
     if kind == "pairwise":
@@ -198,6 +216,11 @@ def build_result(kind: str, judgements: dict[str, Any]) -> list[dict[str, Any]]:
     if kind == "binary":
         return [{"from_name": "acceptability", "to_name": "answer", "type": "choices",
                  "value": {"choices": [judgements["acceptability"]]}}]
+    if kind == "review":
+        return [{"from_name": "decision", "to_name": "answer", "type": "choices",
+                 "value": {"choices": [judgements["decision"]]}}] + [
+                {"from_name": name, "to_name": "answer", "type": "textarea", "value": {"text": [judgements[name]]}}
+                for name in REVIEW_TEXTS if judgements.get(name)]
     if kind == "rating":
         return [{"from_name": name, "to_name": "answer", "type": "rating", "value": {"rating": int(score)}}
                 for name, score in judgements.items()]

@@ -99,22 +99,31 @@ def candidate_privacy(candidates: Path) -> list[str]:
 
 def openai_judge(base_url: str, model: str, api_key: str | None, *, privacy: list[str] | None = None,
                  allow_unscreened: bool = False) -> Callable[[str, dict[str, Any]], dict[str, Any] | None]:
-    """A judge at an OpenAI-compatible endpoint; ``privacy`` holds the statuses of the versions whose
-    text it will see (unknown counts as not screened, refused off this machine before any connection)."""
+    """The judge through medcurate's LLM engine; ``privacy`` holds the statuses of the versions whose
+    text it will see (unknown counts as not screened, refused off this machine before any connection).
+    An unusable verdict is asked again, then gives no prediction; an endpoint that keeps failing
+    stops the push with the reason."""
+    from medcurate.llm.engine import BadResponse, ChatRequest, EndpointSettings, LLMEngine
     from medcurate.privacy import NOT_SCREENED, require_safe_endpoint
 
     require_safe_endpoint(base_url, privacy or [NOT_SCREENED], allow_unscreened=allow_unscreened, purpose="judge")
-    import openai
 
-    client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=3, timeout=120)
+    engine = LLMEngine(EndpointSettings(base_url=base_url, model=model, api_key=api_key, concurrency=1,
+                                        timeout=120, attempts=3))
 
     def judge(kind: str, unit: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            response = client.chat.completions.create(
-                model=model, temperature=0.0,
-                messages=[{"role": "user", "content": judge_prompt(kind, unit)}])
-        except openai.APIError as exc:
-            raise MedcurateError(f"judge endpoint {base_url} failed: {type(exc).__name__}") from None
-        return parse_verdict(kind, unit, response.choices[0].message.content or "")
+        def parse(reply: str) -> dict[str, Any]:
+            verdict = parse_verdict(kind, unit, reply)
+            if verdict is None:
+                raise BadResponse("unusable verdict")
+            return verdict
+
+        result = engine.complete(ChatRequest([{"role": "user", "content": judge_prompt(kind, unit)}],
+                                             {"temperature": 0.0}), parse)
+        if result.ok:
+            return result.value
+        if result.error == "unusable verdict":
+            return None
+        raise MedcurateError(f"judge endpoint {base_url} failed: {result.error}")
 
     return judge

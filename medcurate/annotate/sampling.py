@@ -123,29 +123,27 @@ def make_items(prompts: list[dict[str, Any]], generate: Callable[[list[dict[str,
 
 def openai_generator(settings: SamplingSettings, api_key: str | None, *, privacy: Iterable[str] = ("not screened",),
                      allow_unscreened: bool = False) -> Callable[[list[dict[str, str]], int], list[str]]:
-    """k chat completions per prompt from an OpenAI-compatible endpoint (one request each,
-    since not every server honours ``n``); seeds differ per sample so answers differ. ``privacy``:
+    """k chat completions per prompt from an OpenAI-compatible endpoint through medcurate's LLM
+    engine (one request each, since not every server honours ``n``; seeds differ per sample so
+    answers differ; retries, timeouts and k requests in parallel come from the engine). ``privacy``:
     the statuses of the versions whose text is sent (medcurate/privacy.py refuses unscreened text
     to an endpoint off this machine before any connection)."""
-    import openai
-
+    from medcurate.llm.engine import ChatRequest, EndpointSettings, LLMEngine
     from medcurate.privacy import require_safe_endpoint
 
     require_safe_endpoint(settings.base_url, privacy, allow_unscreened=allow_unscreened, purpose="annotate sample")
-
-    client = openai.OpenAI(base_url=settings.base_url, api_key=api_key or "not-needed", max_retries=3, timeout=120)
+    engine = LLMEngine(EndpointSettings(base_url=str(settings.base_url), model=settings.model, api_key=api_key,
+                                        concurrency=min(settings.k, 4), timeout=120, attempts=3))
 
     def generate(messages: list[dict[str, str]], k: int) -> list[str]:
+        requests = [ChatRequest(messages, {"temperature": settings.temperature, "top_p": settings.top_p,
+                                           "max_tokens": settings.max_new_tokens, "seed": settings.seed + index})
+                    for index in range(k)]
         answers = []
-        for index in range(k):
-            try:
-                response = client.chat.completions.create(
-                    model=settings.model, messages=messages, temperature=settings.temperature,
-                    top_p=settings.top_p, max_tokens=settings.max_new_tokens, seed=settings.seed + index)
-            except openai.APIError as exc:
-                raise MedcurateError(f"endpoint {settings.base_url} failed: {type(exc).__name__}"
-                                     f"{' HTTP ' + str(exc.status_code) if getattr(exc, 'status_code', None) else ''}") from None
-            answers.append((response.choices[0].message.content or "").strip())
+        for result in engine.complete_many(requests):
+            if not result.ok:
+                raise MedcurateError(f"endpoint {settings.base_url} failed: {result.error}")
+            answers.append(result.text or "")
         return answers
 
     return generate

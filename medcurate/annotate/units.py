@@ -51,13 +51,13 @@ class UnitPlan:
 def plan_units(kind: str, items: list[dict[str, Any]], seed: int = 0, skip_near_duplicates: bool = True) -> UnitPlan:
     """The tasks to annotate. Pairwise: every candidate pair of a prompt (near-duplicates skipped,
     A/B sides shuffled by seed against position bias); ranking: all candidates of a prompt;
-    binary and rating: each candidate alone."""
+    binary, rating and review: each candidate alone."""
     rng = random.Random(seed)
     plan = UnitPlan(units=[])
     for item in items:
         base = {"item_id": str(item["item_id"]), "prompt": item["prompt"]}
         candidates = [{"id": str(c["id"]), "text": c["text"]} for c in item["candidates"]]
-        if kind in ("binary", "rating"):
+        if kind in ("binary", "rating", "review"):
             plan.units.extend({**base, "unit_id": f"{item['item_id']}:{c['id']}", "candidate": c} for c in candidates)
             continue
         if len(candidates) < 2:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from medcurate.annotate.configs import (
+    REVIEW_TEXTS,
     build_result,
     config_mismatch,
     config_sha256,
@@ -253,9 +254,13 @@ def resolve(server: LabelStudioServer, *, workdir: Path, min_votes: int = 2) -> 
                 previous = existing.get((unit_id, key))
                 if previous and previous["value"] == judgements[key] and previous["annotation_id"] == latest["id"]:
                     continue
-                decided.append({"unit_id": unit_id, "key": key, "value": judgements[key],
-                                "expert": users.get(latest.get("completed_by"), "ann-unknown"),
-                                "annotation_id": latest["id"], "updated_at": latest.get("updated_at")})
+                decision = {"unit_id": unit_id, "key": key, "value": judgements[key],
+                            "expert": users.get(latest.get("completed_by"), "ann-unknown"),
+                            "annotation_id": latest["id"], "updated_at": latest.get("updated_at")}
+                texts = {name: judgements[name] for name in REVIEW_TEXTS if judgements.get(name)}
+                if texts:
+                    decision["texts"] = texts          # a review expert's own edit and reason
+                decided.append(decision)
     append_jsonl(workdir / DECISIONS_FILE, decided)
     pulled = read_jsonl_latest(workdir / ANNOTATIONS_FILE, key=lambda r: r["annotation_id"])
     report = write_report(workdir, state, pulled, min_votes)
