@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 BIN="${1:-.venv/bin}"
 export MEDCURATE_STORE="${MEDCURATE_STORE:-.demo/datasets}"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+# EHR versions pseudonymise patient keys with the user's secret; the demo's synthetic notes use a
+# demo-only one. A real project keeps its own secret out of the repository.
+export MEDCURATE_DEID_SECRET="${MEDCURATE_DEID_SECRET:-medcurate-demo-only-secret}"
 medcurate() { "$BIN/python" -m medcurate "$@"; }
 
 # Order matters: the CMedINS and mixing recipes read versions the earlier ones publish.

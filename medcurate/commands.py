@@ -11,12 +11,23 @@ from medcurate.console import RichProgress, console, print_build_summary, store_
 @click.command("build")
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @store_option
-def build_command(recipe, store):
+@click.option("--engine", type=click.Choice(["local", "memory", "ray"]), default="local", show_default=True,
+              help="local: streaming in bounded memory; memory: every row held at once; ray: Ray Data.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes for row-local steps (deid, filters) on the local engine; same output.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Rows per batch (memory use; the output does not depend on it).")
+@click.option("--ray-address", default=None, help="Join this Ray cluster (engine ray) instead of starting one.")
+@click.option("--num-cpus", type=click.IntRange(min=1), default=None,
+              help="CPUs of the local Ray started for engine ray (default: all).")
+def build_command(recipe, store, engine, workers, batch_size, ray_address, num_cpus):
     """Run RECIPE (YAML) and publish an immutable dataset version."""
     from medcurate.build import build
+    from medcurate.engines.local import DEFAULT_BATCH_SIZE
     from medcurate.recipe import load_recipe
 
-    result = build(load_recipe(recipe), store=store, progress=RichProgress)
+    result = build(load_recipe(recipe), store=store, progress=RichProgress, engine=engine, workers=workers,
+                   batch_size=batch_size or DEFAULT_BATCH_SIZE, ray_address=ray_address, num_cpus=num_cpus)
     print_build_summary(result.manifest, str(result.version.path))
 
 
@@ -32,7 +43,9 @@ def steps_command():
     for name, info in steps().items():
         reads = ", ".join(info.reads) or "-"
         writes = ", ".join(info.writes) or "-"
-        click.echo(f"  {name:<22} reads [{reads}] writes [{writes}]  {info.doc.splitlines()[0] if info.doc else ''}")
+        kind = "row-local" if info.kind == "row_local" else ("whole-pass, bounded" if info.bounded else "whole-pass")
+        click.echo(f"  {name:<22} ({kind}) reads [{reads}] writes [{writes}]  "
+                   f"{info.doc.splitlines()[0] if info.doc else ''}")
 
 
 @click.group("datasets")

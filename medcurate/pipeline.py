@@ -186,13 +186,28 @@ class SourceFormat:
     reader: Callable[[SourceSpec, StepContext], Iterable[Row]] | None = None
 
 
+ROW_LOCAL = "row_local"
+WHOLE_PASS = "whole_pass"
+STEP_KINDS = (ROW_LOCAL, WHOLE_PASS)
+
+
 @dataclass(frozen=True)
 class StepInfo:
+    """A registered step. ``kind`` tells the engine what the step needs: a ``row_local`` step
+    maps, filters or flat-maps each row on its own, so any batch of rows can go through it
+    (the engine streams it, or runs it in several processes); a ``whole_pass`` step (the
+    default) sees every row at once. ``bounded`` builds an object with ``observe(rows, start)``,
+    ``finish()`` and ``apply(rows, start)`` that gives the same result as ``function`` in two
+    passes over spilled batches, so a streaming build keeps memory bounded."""
+
     name: str
     function: StepFunction
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     doc: str
+    kind: str = WHOLE_PASS
+    bounded: Callable[..., Any] | None = None
+    summary: Callable[..., None] | None = None
 
 
 @dataclass
@@ -241,11 +256,22 @@ def register_source_reader(name: str, *, doc: str):
     return decorator
 
 
-def register_step(name: str, *, reads: Iterable[str] = (), writes: Iterable[str] = (), doc: str | None = None):
-    """Register a step ``(rows, ctx, **params) -> rows``; its docstring documents it."""
+def register_step(name: str, *, reads: Iterable[str] = (), writes: Iterable[str] = (), doc: str | None = None,
+                  kind: str = WHOLE_PASS, bounded: Callable[..., Any] | None = None,
+                  summary: Callable[..., None] | None = None):
+    """Register a step ``(rows, ctx, **params) -> rows``; its docstring documents it.
+
+    ``kind=ROW_LOCAL`` promises that the step treats each row on its own (no state across rows),
+    so it may run batch by batch; see ``StepInfo``. Such a step's ``card.stats`` of every batch
+    are added up (numbers summed, dicts merged) and handed to ``summary(stats, card, **params)``,
+    which writes the stats and card sections of the whole step."""
+    if kind not in STEP_KINDS:
+        raise ValueError(f"step kind must be one of {STEP_KINDS}")
+
     def decorator(function: StepFunction) -> StepFunction:
         _STEPS[name] = StepInfo(name, function, tuple(reads), tuple(writes),
-                                (doc or function.__doc__ or "").strip())
+                                (doc or function.__doc__ or "").strip(), kind=kind, bounded=bounded,
+                                summary=summary)
         return function
     return decorator
 

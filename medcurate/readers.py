@@ -97,6 +97,9 @@ def iter_records(path: str | Path, fmt: str | None = None, encoding: str | None 
     if fmt == "parquet":
         yield from _iter_parquet(Path(path))
         return
+    if fmt == "jsonl" and (encoding or "utf-8").lower() in _LINE_ENCODINGS:
+        yield from _iter_jsonl_lines(Path(path), (encoding or "utf-8").lower())
+        return
     text = read_text(path, encoding)
     if fmt == "jsonl":
         yield from _iter_jsonl(text)
@@ -111,17 +114,53 @@ def iter_records(path: str | Path, fmt: str | None = None, encoding: str | None 
 
 def _iter_jsonl(text: str) -> Iterator[RawRecord | Malformed]:
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield Malformed(number, f"malformed JSON: {exc.msg} at column {exc.colno}")
-            continue
-        if not isinstance(value, dict):
-            yield Malformed(number, f"not an object: expected a JSON object, got {type(value).__name__}")
-            continue
-        yield RawRecord(number, value)
+        if line.strip():
+            yield _jsonl_record(number, line)
+
+
+def _jsonl_record(number: int, line: str) -> RawRecord | Malformed:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return Malformed(number, f"malformed JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(value, dict):
+        return Malformed(number, f"not an object: expected a JSON object, got {type(value).__name__}")
+    return RawRecord(number, value)
+
+
+# Encodings in which a newline byte is always a line end, so a file can be decoded line by line.
+_LINE_ENCODINGS = ("utf-8", "utf8", "utf-8-sig", "gb18030", "gbk", "gb2312")
+
+
+def _iter_jsonl_lines(path: Path, encoding: str) -> Iterator[RawRecord | Malformed]:
+    """JSON Lines read one line at a time, so a file of any size streams in bounded memory."""
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise MedcurateError("file not found", file=str(path)) from None
+    except OSError as exc:
+        raise MedcurateError(f"cannot read file: {exc.strerror}", file=str(path)) from None
+    with handle:
+        start = handle.read(4)
+        if any(start.startswith(bom) for bom, name in _BOMS if name == "utf-16"):
+            handle.close()
+            yield from _iter_jsonl(read_text(path, encoding))
+            return
+        handle.seek(len(codecs.BOM_UTF8) if start.startswith(codecs.BOM_UTF8) and encoding.startswith("utf") else 0)
+        codec = "utf-8" if encoding.startswith("utf") else encoding
+        anything = False
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            anything = True
+            try:
+                line = raw.decode(codec)
+            except UnicodeDecodeError:
+                hint = " (Chinese sources are often GBK/GB18030: set `encoding: gb18030`)" if codec == "utf-8" else ""
+                raise MedcurateError(f"bytes are not valid {encoding}{hint}", file=str(path), line=number) from None
+            yield _jsonl_record(number, line)
+    if not anything:
+        raise MedcurateError("file is empty", file=str(path))
 
 
 def _iter_json_array(text: str, path: str) -> Iterator[RawRecord | Malformed]:

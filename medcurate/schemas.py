@@ -16,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 ROLES = ("system", "user", "assistant")
@@ -51,7 +52,7 @@ class RowKind:
     doc: str
     extra_checks: tuple[Callable[[dict[str, Any]], list[tuple[str, str]]], ...] = field(default=())
 
-    @property
+    @cached_property
     def content_fields(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.fields if spec.name not in ("id", "source"))
 
@@ -189,9 +190,12 @@ def row_kind(name: str) -> RowKind:
     return ROW_KINDS[name]
 
 
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no whitespace: the basis of every content hash."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    return _CANONICAL.encode(value)
 
 
 def stable_row_id(row: dict[str, Any], kind: RowKind) -> str:

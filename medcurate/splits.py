@@ -4,16 +4,23 @@ Held-out sizes are fractions or fixed row counts (ClinicalGPT held out 2,000 + 2
 records); a fixed count larger than ``max_fraction`` of the data is scaled down and the
 manifest says so. With ``stratify`` every stratum (department) contributes to the
 held-out splits in proportion to its size; with ``group`` all rows of one group
-(patient) land in the same split.
+(patient) land in the same split. Which rows are held out follows from a seeded hash of
+each row's id (or group), so a streaming build assigns splits without a global shuffle.
 """
 from __future__ import annotations
 
 import hashlib
-import random
-from collections import defaultdict
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from medcurate.engines.spill import KEY_RECORD, KeyRecords
+from medcurate.errors import MedcurateError
 from medcurate.recipe import SplitConfig
+from medcurate.schemas import canonical_json
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -44,56 +51,146 @@ def _apportion(target: int, sizes: dict[str, int]) -> dict[str, int]:
     return shares
 
 
-def _stable_seed(seed: int, label: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}:{label}".encode()).digest()[:8], "big")
+def _key_hash(seed: int, kind: str, value: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{kind}:{value}".encode(), digest_size=8).digest(), "big")
+
+
+_EVERY = (1 << 64) - 1
+
+
+class SplitPlanner:
+    """Split assignment in two passes with memory bounded by the held-out sizes.
+
+    Each row gets a key: a seeded hash of its group (all rows of a patient share it) or of
+    its id, ties broken by position. Within a stratum, the rows with the smallest keys fill
+    the test split, the next ones validation (a group that crosses the line goes whole),
+    the rest train. The first pass records (stratum, key) as fixed-width records (on disk
+    past a chunk); the thresholds come from a chunked scan that keeps only the smallest keys
+    per stratum, so no global shuffle and no row is held."""
+
+    def __init__(self, config: SplitConfig, spill_path: Path | None = None):
+        self.config = config
+        self.records = KeyRecords(spill_path)
+        self.codes: dict[str, int] = {}
+        self.group_stratum: dict[str, str] = {}
+        self.sizes: Counter = Counter()
+        self.total = 0
+        self.valued: set[str] = set()
+        self.names: list[str] = ["train"]
+        self.test_key: dict[int, tuple[int, int]] = {}
+        self.validation_key: dict[int, tuple[int, int]] = {}
+
+    def _key(self, row: dict[str, Any], position: int) -> tuple[int, int, int]:
+        config = self.config
+        group = row.get(config.group) if config.group else None
+        if group not in (None, ""):
+            name = str(group)
+            stratum = self.group_stratum.setdefault(name, str(row.get(config.stratify) or "")) if config.stratify else ""
+            key_hash, tie = _key_hash(config.seed, "group", name), 0
+        else:
+            stratum = str(row.get(config.stratify) or "") if config.stratify else ""
+            identity = str(row["id"]) if row.get("id") else canonical_json(row)
+            key_hash, tie = _key_hash(config.seed, "row", identity), position + 1
+        code = self.codes.setdefault(stratum, len(self.codes))
+        return code, key_hash, tie
+
+    def observe(self, rows: list[dict[str, Any]], start: int) -> None:
+        keys = [self._key(row, start + offset) for offset, row in enumerate(rows)]
+        for setting, column in (("stratify", self.config.stratify), ("group", self.config.group)):
+            if column and setting not in self.valued and any(row.get(column) not in (None, "") for row in rows):
+                self.valued.add(setting)
+        self.records.add(np.array(keys, dtype=KEY_RECORD))
+        self.sizes.update(code for code, _, _ in keys)
+        self.total += len(rows)
+
+    def finish(self) -> list[str]:
+        """Fix the thresholds; returns the notes for the manifest."""
+        config, notes = self.config, []
+        for setting, column in (("stratify", config.stratify), ("group", config.group)):
+            if column and self.total and setting not in self.valued:
+                raise MedcurateError(f"no row has a value in column {column!r}", field=f"splits.{setting}")
+        test_rows, note = held_out_size(config.test, self.total, config.max_fraction)
+        if note:
+            notes.append(f"test: {note}")
+        validation_rows, note = held_out_size(config.validation, self.total, config.max_fraction)
+        if note:
+            notes.append(f"validation: {note}")
+        self.names = ["train"] + (["validation"] if validation_rows else []) + (["test"] if test_rows else [])
+        if test_rows or validation_rows:
+            by_name = {name: self.sizes[code] for name, code in self.codes.items()}
+            test_share = _apportion(test_rows, by_name)
+            validation_share = _apportion(validation_rows, by_name)
+            self.test_key = self._kth_keys({self.codes[name]: share for name, share in test_share.items()})
+            filled = (self._count_at_most(self.test_key) if config.group
+                      else {self.codes[name]: share for name, share in test_share.items()})
+            self.validation_key = self._kth_keys({code: filled.get(code, 0) + validation_share[name]
+                                                  for name, code in self.codes.items() if validation_share[name]})
+        return notes
+
+    def _kth_keys(self, wanted: dict[int, int]) -> dict[int, tuple[int, int]]:
+        """Per stratum, the key of its k-th smallest row (every row when k reaches its size)."""
+        best: dict[int, np.ndarray] = {}
+        for chunk in self.records.chunks():
+            ordered = chunk[np.lexsort((chunk["tie"], chunk["hash"], chunk["stratum"]))]
+            codes, starts = np.unique(ordered["stratum"], return_index=True)
+            ends = [*starts[1:], len(ordered)]
+            for code, begin, end in zip(codes.tolist(), starts.tolist(), ends, strict=True):
+                k = wanted.get(code, 0)
+                if not k:
+                    continue
+                candidates = ordered[begin:min(end, begin + k)]
+                if code in best:
+                    merged = np.concatenate([best[code], candidates])
+                    candidates = merged[np.lexsort((merged["tie"], merged["hash"]))][:k]
+                best[code] = candidates
+        return {code: ((int(best[code]["hash"][-1]), int(best[code]["tie"][-1])) if k < self.sizes[code]
+                       else (_EVERY, _EVERY))
+                for code, k in wanted.items() if k and code in best}
+
+    def _count_at_most(self, thresholds: dict[int, tuple[int, int]]) -> dict[int, int]:
+        counts = np.zeros(len(self.codes), dtype=np.int64)
+        for chunk in self.records.chunks():
+            np.add.at(counts, chunk["stratum"][self._at_most(chunk, thresholds)], 1)
+        return {code: int(count) for code, count in enumerate(counts)}
+
+    def _at_most(self, chunk: np.ndarray, thresholds: dict[int, tuple[int, int]]) -> np.ndarray:
+        """Which records' keys are at or below their stratum's threshold."""
+        size = len(self.codes)
+        present = np.zeros(size, dtype=bool)
+        limit_hash = np.zeros(size, dtype=np.uint64)
+        limit_tie = np.zeros(size, dtype=np.uint64)
+        for code, (key_hash, tie) in thresholds.items():
+            present[code], limit_hash[code], limit_tie[code] = True, key_hash, tie
+        codes = chunk["stratum"]
+        hashes, ties = chunk["hash"], chunk["tie"]
+        return present[codes] & ((hashes < limit_hash[codes])
+                                 | ((hashes == limit_hash[codes]) & (ties <= limit_tie[codes])))
+
+    def assignments(self) -> Iterator[tuple[list[str], np.ndarray]]:
+        """In row order, chunk by chunk: the split of every row and its stratum code."""
+        for chunk in self.records.chunks():
+            split = np.where(self._at_most(chunk, self.test_key), 2, np.where(self._at_most(chunk, self.validation_key), 1, 0))
+            names = np.array(["train", "validation", "test"], dtype=object)[split]
+            yield names.tolist(), chunk["stratum"]
+
+    def close(self) -> None:
+        self.records.close()
+
+    def stratum_names(self) -> list[str]:
+        """Stratum names by code (the code is their order of first appearance)."""
+        return list(self.codes)
 
 
 def assign_splits(rows: list[dict[str, Any]], config: SplitConfig) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
     """Assign every row to exactly one split; returns the splits and notes for the manifest."""
-    notes: list[str] = []
-    total = len(rows)
-    test_rows, note = held_out_size(config.test, total, config.max_fraction)
-    if note:
-        notes.append(f"test: {note}")
-    validation_rows, note = held_out_size(config.validation, total, config.max_fraction)
-    if note:
-        notes.append(f"validation: {note}")
-    if not test_rows and not validation_rows:
-        return {"train": list(rows)}, notes
-
-    groups: dict[str, list[int]] = defaultdict(list)
-    for index, row in enumerate(rows):
-        key = row.get(config.group) if config.group else None
-        groups[str(key) if key not in (None, "") else f"\0row{index}"].append(index)
-    strata: dict[str, list[str]] = defaultdict(list)
-    for key, members in groups.items():
-        stratum = rows[members[0]].get(config.stratify) if config.stratify else None
-        strata[str(stratum or "")].append(key)
-
-    sizes = {stratum: sum(len(groups[g]) for g in keys) for stratum, keys in strata.items()}
-    test_share = _apportion(test_rows, sizes)
-    validation_share = _apportion(validation_rows, sizes)
-    assignment: dict[int, str] = {}
-    for stratum in sorted(strata):
-        keys = sorted(strata[stratum])
-        random.Random(_stable_seed(config.seed, stratum)).shuffle(keys)
-        filled = {"test": 0, "validation": 0}
-        targets = {"test": test_share[stratum], "validation": validation_share[stratum]}
-        for key in keys:
-            members = groups[key]
-            split = "train"
-            for candidate in ("test", "validation"):
-                if filled[candidate] < targets[candidate]:
-                    split = candidate
-                    filled[candidate] += len(members)
-                    break
-            for index in members:
-                assignment[index] = split
-    result: dict[str, list[dict[str, Any]]] = {"train": []}
-    if validation_rows:
-        result["validation"] = []
-    if test_rows:
-        result["test"] = []
-    for index, row in enumerate(rows):
-        result[assignment[index]].append(row)
+    planner = SplitPlanner(config)
+    planner.observe(rows, 0)
+    notes = planner.finish()
+    result: dict[str, list[dict[str, Any]]] = {name: [] for name in planner.names}
+    position = 0
+    for names, _ in planner.assignments():
+        for name in names:
+            result[name].append(rows[position])
+            position += 1
+    planner.close()
     return result, notes

@@ -153,46 +153,6 @@ def write_parquet_bytes(table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def rows_to_tables(splits: dict[str, list[dict[str, Any]]]) -> tuple[dict[str, Any], list[str]]:
-    """Arrow tables for every split with one shared schema. A column whose values have no
-    common Arrow type is stored as JSON text and named in the returned list."""
-    import pyarrow as pa
-
-    every_row = [row for rows in splits.values() for row in rows]
-    json_columns: list[str] = []
-    columns = sorted({key for row in every_row for key in row}, key=_column_order)
-    for _ in range(len(columns) + 1):
-        try:
-            schema = pa.Table.from_pylist(every_row).schema if every_row else pa.schema([])
-            break
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            culprit = next((c for c in columns if c not in json_columns and f"'{c}'" in str(exc)), None)
-            if culprit is None:
-                culprit = _first_mixed_column(every_row, columns, json_columns)
-            if culprit is None:
-                raise MedcurateError(f"rows cannot be stored as Parquet: {exc}") from None
-            json_columns.append(culprit)
-            for row in every_row:
-                if culprit in row and not isinstance(row[culprit], str | None):
-                    row[culprit] = canonical_json(row[culprit])
-    ordered = pa.schema([schema.field(name) for name in sorted(schema.names, key=_column_order)])
-    tables = {split: pa.Table.from_pylist(rows, schema=ordered) for split, rows in splits.items()}
-    return tables, json_columns
-
-
-def _first_mixed_column(rows, columns, skip):
-    import pyarrow as pa
-
-    for column in columns:
-        if column in skip:
-            continue
-        try:
-            pa.array([row.get(column) for row in rows])
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            return column
-    return None
-
-
 _LEADING = ("id", "instruction", "query", "answer", "messages", "prompt", "chosen", "rejected",
             "input", "diagnosis", "department", "task", "template_id")
 
@@ -206,47 +166,168 @@ def compute_version_id(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(basis).encode("utf-8")).hexdigest()[:12]
 
 
+ROW_GROUP_ROWS = 32_768
+SCHEMA_CHUNK_ROWS = 8_192
+
+
+class SchemaInference:
+    """One Arrow schema for a version, inferred column by column over fixed-size chunks of rows
+    (so the result does not depend on how the rows were batched). A column whose values have no
+    common Arrow type is stored as JSON text and listed in ``json_columns``."""
+
+    def __init__(self) -> None:
+        self.types: dict[str, Any] = {}
+        self.json_columns: list[str] = []
+        self._chunk: list[dict[str, Any]] = []
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self._chunk.append(row)
+            if len(self._chunk) == SCHEMA_CHUNK_ROWS:
+                self._infer()
+
+    def _infer(self) -> None:
+        import pyarrow as pa
+
+        rows, self._chunk = self._chunk, []
+        text_only = {frozenset({str}): pa.string(), frozenset({str, type(None)}): pa.string(),
+                     frozenset({type(None)}): pa.null()}
+        names = list(dict.fromkeys(key for row in rows for key in row))
+        for name in names:
+            if name in self.json_columns:
+                continue
+            values = [row.get(name) for row in rows]
+            try:
+                kinds = frozenset(map(type, values))
+                found = text_only[kinds] if kinds in text_only else pa.array(values).type
+                known = self.types.get(name)
+                if known is not None and known != found:
+                    found = pa.unify_schemas([pa.schema([(name, known)]), pa.schema([(name, found)])],
+                                             promote_options="permissive").field(name).type
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                self.json_columns.append(name)
+                found = pa.string()
+            self.types[name] = found
+
+    def schema(self):
+        import pyarrow as pa
+
+        if self._chunk:
+            self._infer()
+        return pa.schema([(name, self.types[name]) for name in sorted(self.types, key=_column_order)])
+
+    def stored(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The row as written: every non-null value of a JSON column becomes canonical JSON
+        (text too, so a reader can decode the column without guessing)."""
+        for name in self.json_columns:
+            if row.get(name) is not None:
+                row[name] = canonical_json(row[name])
+        return row
+
+
+class SplitFileWriter:
+    """Rows of one split written to Parquet as they come, in row groups of a fixed number of
+    rows, so the file's bytes do not depend on the batch size of the build."""
+
+    def __init__(self, path: Path, schema):
+        import pyarrow.parquet as pq
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.schema = schema
+        self.rows = 0
+        self._buffer: list[dict[str, Any]] = []
+        self._writer = pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=True,
+                                        write_statistics=True)
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._buffer.append(row)
+        if len(self._buffer) == ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._buffer:
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema),
+                                     row_group_size=ROW_GROUP_ROWS)
+            self.rows += len(self._buffer)
+            self._buffer = []
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+def staging_folder(name: str, store: str | Path | None = None, suffix: str = "") -> Path:
+    """A fresh temporary folder inside the dataset's folder; a killed build's one is removed
+    by the next publish (the process id in its name is gone)."""
+    folder = store_path(store) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(folder)
+    staged = folder / f"{_TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}"
+    staged.mkdir()
+    return staged
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def publish(name: str, manifest: dict[str, Any], tables: dict[str, Any], rejects: list[dict[str, Any]],
             card_renderer, artifacts: dict[str, bytes] | None = None,
             store: str | Path | None = None) -> Version:
     """Write a version atomically and return it. ``manifest`` gets ``files`` and ``version``."""
-    root = store_path(store)
-    folder = root / name
-    folder.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(folder)
-    files: dict[str, bytes] = {f"data/{split}.parquet": write_parquet_bytes(table) for split, table in tables.items()}
-    files["rejects.jsonl"] = "".join(canonical_json(r) + "\n" for r in rejects).encode("utf-8")
-    for relative, content in (artifacts or {}).items():
-        files[relative] = content
-    manifest = dict(manifest)
-    manifest.setdefault("privacy", {"status": "not screened"})  # medcurate/privacy.py: unknown means unscreened
-    manifest["files"] = {relative: _sha256_bytes(content) for relative, content in sorted(files.items())}
-    version_id = compute_version_id(manifest)
-    manifest["version"] = version_id
-    files["manifest.json"] = (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode()
-    files["README.md"] = card_renderer(manifest).encode("utf-8")
+    staged = staging_folder(name, store)
+    try:
+        files: dict[str, bytes] = {f"data/{split}.parquet": write_parquet_bytes(table)
+                                   for split, table in tables.items()}
+        files["rejects.jsonl"] = "".join(canonical_json(r) + "\n" for r in rejects).encode("utf-8")
+        files.update(artifacts or {})
+        for relative, content in files.items():
+            target = staged / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return publish_staged(name, manifest, staged, card_renderer, store)
 
-    final = folder / version_id
-    if not final.exists():
-        temporary = folder / f"{_TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        temporary.mkdir()
-        try:
-            for relative, content in files.items():
-                target = temporary / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with open(target, "wb") as handle:
-                    handle.write(content)
-                    handle.flush()
-                    os.fsync(handle.fileno())
+
+def publish_staged(name: str, manifest: dict[str, Any], staged: Path, card_renderer,
+                   store: str | Path | None = None) -> Version:
+    """Publish a staging folder that holds the data files, rejects.jsonl and artifacts: hash
+    them into the manifest, add manifest.json and the card, and rename it into place."""
+    folder = store_path(store) / name
+    try:
+        paths = sorted(path for path in staged.rglob("*") if path.is_file())
+        manifest = dict(manifest)
+        manifest.setdefault("privacy", {"status": "not screened"})  # medcurate/privacy.py: unknown means unscreened
+        manifest["files"] = {path.relative_to(staged).as_posix(): _file_sha256(path) for path in paths}
+        version_id = compute_version_id(manifest)
+        manifest["version"] = version_id
+        (staged / "manifest.json").write_bytes(
+            (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode())
+        (staged / "README.md").write_bytes(card_renderer(manifest).encode("utf-8"))
+        for path in [*paths, staged / "manifest.json", staged / "README.md"]:
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        final = folder / version_id
+        if final.exists():
+            shutil.rmtree(staged, ignore_errors=True)
+        else:
             try:
-                os.rename(temporary, final)
+                os.rename(staged, final)
             except OSError:
                 if not final.exists():
                     raise
-                shutil.rmtree(temporary, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise
+                shutil.rmtree(staged, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
     with open(folder / VERSION_LOG, "a", encoding="utf-8") as log:
         log.write(json.dumps({"version": version_id,
                               "published_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})

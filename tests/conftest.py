@@ -14,6 +14,8 @@ SHARED = Path(os.environ.get("MEDCURATE_SHARED", REPO.parent / "shared"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# EHR versions need the user's secret for patient pseudonyms (reproducible builds); tests use their own.
+os.environ.setdefault("MEDCURATE_DEID_SECRET", "medcurate-tests-only-secret")
 
 
 def shared_path(*parts: str) -> Path:

@@ -1,6 +1,8 @@
 """The docs cannot drift: every fenced ``medcurate …`` line in docs/*.md runs, in order, against a
 fresh demo store, from a working folder where ``examples/`` is the repository's.
 
+``export NAME=VALUE`` lines of a run block set the environment of the commands after them (the
+tests' own MEDCURATE_DEID_SECRET is cleared, so a doc that builds EHR versions must say how).
 Skipped, with the reason: a line that reads ``../shared`` (real data, not the demo store), and a
 block right after an HTML comment ``<!-- docs-test: skip: REASON -->`` (a server, or a file that
 stands for the user's own). training.md comes before annotation.md, whose sampling uses its models.
@@ -61,7 +63,7 @@ def commands_of(path: Path) -> list[DocCommand]:
         if pending is not None:
             start, joined = pending
             joined += " " + text.strip()
-        elif text.strip().startswith("medcurate "):
+        elif text.strip().startswith(("medcurate ", "export ")):
             start, joined = number, text.strip()
         else:
             continue
@@ -85,7 +87,7 @@ def test_the_docs_commands_are_found_and_name_things_the_examples_build():
     text = " ".join(" ".join(c.argv) for c in run)
     for never_built in ("qa-demo@", "prefs@", "cmedins@latest", "runs/sft/merged", "[--store"):
         assert never_built not in text
-    assert all(c.argv[0] == "medcurate" for c in commands)
+    assert all(c.argv[0] in ("medcurate", "export") for c in commands)
 
 
 @pytest.mark.slow
@@ -94,8 +96,12 @@ def test_every_docs_command_runs_in_order_on_a_demo_store(tmp_path):
     pytest.importorskip("trl", reason="the train extra is not installed")
     (tmp_path / "examples").symlink_to(REPO / "examples", target_is_directory=True)
     env = {"MEDCURATE_STORE": str(tmp_path / "datasets"), "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "")}
+    env["MEDCURATE_DEID_SECRET"] = ""
     for command in all_commands():
         if command.skip:
+            continue
+        if command.argv[0] == "export":
+            env.update(assignment.split("=", 1) for assignment in command.argv[1:])
             continue
         result = run_medcurate(*command.argv[1:], cwd=tmp_path, env=env)
         assert result.returncode == 0, (f"{command.where}: {shlex.join(command.argv)} exited {result.returncode}:\n"

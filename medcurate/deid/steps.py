@@ -80,6 +80,10 @@ def deid_step(rows: list[Row], ctx: StepContext, fields: list[str] | str | None 
         rows_changed += outcome.changed
         mark_deidentified(row, outcome.scanned, parsed.summary(), threshold=threshold,
                           pseudonymised=outcome.pseudonymised, passthrough=outcome.passthrough)
+    if columns["pseudonymised"] and not deidentifier.stable_pseudonyms:
+        raise MedcurateError(f"pseudonymising {', '.join(sorted(columns['pseudonymised']))} in a dataset version needs "
+                             f"the user's secret, or the version would differ on every build: set ${secret_env} "
+                             "(keep it out of the repository)", field="steps.deid.secret_env")
     by_type = Counter({name: count for name, count in by_type.items() if count})
     stats = {"policy": parsed.summary(), "threshold": threshold, "rows": len(rows), "rows_changed": rows_changed,
              "identifiers_by_type": dict(sorted(by_type.items())),

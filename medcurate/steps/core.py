@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import random
+from pathlib import Path
+from typing import Any
 
-from medcurate.pipeline import Row, StepContext, register_step
+from medcurate.pipeline import ROW_LOCAL, Row, StepContext, register_step
 from medcurate.schemas import canonical_json
 
 
-@register_step("rename", reads=("*",), writes=("*",))
+@register_step("rename", kind=ROW_LOCAL, reads=("*",), writes=("*",))
 def rename(rows: list[Row], ctx: StepContext, columns: dict[str, str]) -> list[Row]:
     """Rename columns: ``columns: {old_name: new_name}``."""
     for row in rows:
@@ -23,7 +25,7 @@ def rename(rows: list[Row], ctx: StepContext, columns: dict[str, str]) -> list[R
     return rows
 
 
-@register_step("set_fields", writes=("*",))
+@register_step("set_fields", kind=ROW_LOCAL, writes=("*",))
 def set_fields(rows: list[Row], ctx: StepContext, values: dict, overwrite: bool = False) -> list[Row]:
     """Give every row constant values (``values: {task: kg_qa}``), keeping existing ones unless ``overwrite``."""
     for row in rows:
@@ -33,7 +35,7 @@ def set_fields(rows: list[Row], ctx: StepContext, values: dict, overwrite: bool 
     return rows
 
 
-@register_step("require", reads=("*",))
+@register_step("require", kind=ROW_LOCAL, reads=("*",))
 def require(rows: list[Row], ctx: StepContext, fields: list[str]) -> list[Row]:
     """Reject rows whose listed fields are missing or blank (reason ``missing field``)."""
     kept = []
@@ -46,7 +48,7 @@ def require(rows: list[Row], ctx: StepContext, fields: list[str]) -> list[Row]:
     return kept
 
 
-@register_step("strip_text", reads=("*",), writes=("*",))
+@register_step("strip_text", kind=ROW_LOCAL, reads=("*",), writes=("*",))
 def strip_text(rows: list[Row], ctx: StepContext, fields: list[str]) -> list[Row]:
     """Trim whitespace (and stray BOM characters) around the listed text fields."""
     for row in rows:
@@ -56,7 +58,7 @@ def strip_text(rows: list[Row], ctx: StepContext, fields: list[str]) -> list[Row
     return rows
 
 
-@register_step("filter_length", reads=("*",))
+@register_step("filter_length", kind=ROW_LOCAL, reads=("*",))
 def filter_length(rows: list[Row], ctx: StepContext, field: str, min: int = 0, max: int | None = None) -> list[Row]:
     """Drop rows whose ``field`` is shorter than ``min`` or longer than ``max`` characters
     (filter name ``too_short:<field>`` / ``too_long:<field>``)."""
@@ -72,13 +74,70 @@ def filter_length(rows: list[Row], ctx: StepContext, field: str, min: int = 0, m
     return kept
 
 
-@register_step("dedupe", reads=("*",))
+def _dedupe_key(row: Row, fields: list[str]) -> str:
+    return canonical_json([row.get(f) for f in fields])
+
+
+class _BoundedDedupe:
+    """Exact de-duplication in bounded memory: 128-bit digests of the keys go to hash-bucketed
+    files on disk; each bucket is sorted on its own to find every digest's first row."""
+
+    BUCKETS = 64
+
+    def __init__(self, ctx: StepContext, scratch: Path, fields: list[str]):
+        from medcurate.engines.spill import DigestBuckets
+
+        self.ctx = ctx
+        self.fields = fields
+        self.buckets = DigestBuckets(scratch / "dedupe", self.BUCKETS)
+        self.duplicate: Any = None
+
+    def observe(self, rows: list[Row], start: int) -> None:
+        self.buckets.add(start, [hashlib.blake2b(_dedupe_key(row, self.fields).encode("utf-8"), digest_size=16).digest()
+                                 for row in rows])
+
+    def finish(self) -> None:
+        self.duplicate = self.buckets.later_occurrences()
+
+    def apply(self, rows: list[Row], start: int) -> list[Row]:
+        flags = self.duplicate[start:start + len(rows)]
+        kept = [row for row, is_duplicate in zip(rows, flags, strict=True) if not is_duplicate]
+        if len(kept) != len(rows):
+            self.ctx.drop(None, "duplicate", len(rows) - len(kept))
+        return kept
+
+
+class _BoundedSample:
+    """``sample`` in two passes: count the rows, then keep the same seeded choice of positions."""
+
+    def __init__(self, ctx: StepContext, scratch: Path, n: int, seed: int | None = None):
+        self.ctx = ctx
+        self.n = n
+        self.seed = ctx.seed if seed is None else seed
+        self.total = 0
+        self.chosen: set[int] | None = None
+
+    def observe(self, rows: list[Row], start: int) -> None:
+        self.total += len(rows)
+
+    def finish(self) -> None:
+        if self.total > self.n:
+            self.chosen = set(random.Random(self.seed).sample(range(self.total), self.n))
+            self.ctx.drop(None, "sampled_out", self.total - self.n)
+
+    def apply(self, rows: list[Row], start: int) -> list[Row]:
+        if self.chosen is None:
+            return rows
+        return [row for offset, row in enumerate(rows) if start + offset in self.chosen]
+
+
+@register_step("dedupe", reads=("*",), bounded=_BoundedDedupe)
 def dedupe(rows: list[Row], ctx: StepContext, fields: list[str]) -> list[Row]:
     """Drop exact duplicates on the listed fields, keeping the first (filter name ``duplicate``)."""
     seen: set[str] = set()
     kept = []
     for row in rows:
-        key = hashlib.sha1(canonical_json([row.get(f) for f in fields]).encode("utf-8")).hexdigest()
+        key = hashlib.blake2b(_dedupe_key(row, fields).encode("utf-8"), digest_size=16).hexdigest()
         if key in seen:
             ctx.drop(row, "duplicate")
         else:
@@ -87,7 +146,7 @@ def dedupe(rows: list[Row], ctx: StepContext, fields: list[str]) -> list[Row]:
     return kept
 
 
-@register_step("sample", reads=("*",))
+@register_step("sample", reads=("*",), bounded=_BoundedSample)
 def sample(rows: list[Row], ctx: StepContext, n: int, seed: int | None = None) -> list[Row]:
     """Keep a seeded random sample of ``n`` rows in their original order (filter name ``sampled_out``)."""
     if len(rows) <= n:
@@ -106,7 +165,7 @@ def instruction_to_messages(row: Row, system: str | None = None) -> list[dict[st
     return messages + [{"role": "user", "content": user}, {"role": "assistant", "content": row["answer"]}]
 
 
-@register_step("to_messages", reads=("instruction", "query", "answer"), writes=("messages",))
+@register_step("to_messages", kind=ROW_LOCAL, reads=("instruction", "query", "answer"), writes=("messages",))
 def to_messages(rows: list[Row], ctx: StepContext, system: str | None = None) -> list[Row]:
     """Turn instruction rows into conversation rows (``messages``); other columns stay."""
     for row in rows:

@@ -226,3 +226,18 @@ def test_the_library_functions_refuse_too():
         openai_judge("http://0.0.0.0:9/v1", "m", None)
     assert openai_judge("http://0.0.0.0:9/v1", "m", None, privacy=["deidentified"])
     assert openai_generator(remote, None, privacy=["not screened"], allow_unscreened=True)
+
+
+def test_pseudonyms_in_a_version_need_the_secret(tmp_path, monkeypatch):
+    """Without the user's secret the pseudonym key would be random per run and the version would
+    differ on every build: the step refuses, naming the recipe field."""
+    monkeypatch.delenv("MEDCURATE_DEID_SECRET", raising=False)
+    source = tmp_path / "notes.jsonl"
+    source.write_text(json.dumps({"patient_id": "A-12-3456", "department": "内科", "input": "咳嗽三天",
+                                  "diagnosis": "上呼吸道感染"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    recipe = recipe_from_dict({"name": "notes", "kind": "ehr", "sources": [{"name": "n", "path": source.name}],
+                               "steps": [{"deid": {}}]}, base_dir=tmp_path, origin="r.yaml")
+    with pytest.raises(MedcurateError, match=r"needs the user's secret.*MEDCURATE_DEID_SECRET") as info:
+        build(recipe, store=tmp_path / "store")
+    assert info.value.field == "steps.deid.secret_env"
+    assert "A-12-3456" not in str(info.value)

@@ -91,8 +91,9 @@ def test_pairs_splits_and_card(store):
 
     rows = load_rows(result.version.ref, store=store)
     sizes = {split: len(r) for split, r in rows.items()}
-    # whole patients move between splits, so the scaled-down held-out splits hold 7 rows or one patient more
-    assert sum(sizes.values()) == 73 and all(7 <= sizes[split] <= 8 for split in ("validation", "test"))
+    # whole patients move between splits: each of the 5 departments fills its share of the 7 rows
+    # and may overshoot by the rest of one patient (patient keys are pseudonyms, so which ones varies)
+    assert sum(sizes.values()) == 73 and all(7 <= sizes[split] <= 7 + 5 for split in ("validation", "test"))
     seen = defaultdict(set)
     for split, split_rows in rows.items():
         for row in split_rows:

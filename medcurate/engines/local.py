@@ -1,0 +1,506 @@
+"""The streaming build engine: sources -> steps -> schema check -> splits -> Parquet, in batches.
+
+Rows flow from the readers in batches. Consecutive row-local steps (and the schema check)
+form a *segment* that each batch goes through on its own, in this process, in worker
+processes (``workers``) or on Ray; a whole-pass step is a barrier: with a ``bounded``
+implementation it observes every batch while the batches wait on disk, then applies its
+decision on the way back, otherwise (and always on the ``memory`` engine) it gets all rows
+as one list. The last barrier assigns splits and infers the Parquet schema, and its second
+pass writes each split's rows as they come. Every stage keeps its ledger and its rejects
+(one file per stage, so their order does not depend on the batch size), and the build stops
+with a ConservationError when a stage does not add up.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import medcurate
+from medcurate.card import markdown_table, render_card
+from medcurate.engines.spill import BatchSpill
+from medcurate.errors import ConservationError, MedcurateError
+from medcurate.pipeline import (
+    ROW_LOCAL,
+    CardContributions,
+    RecordError,
+    Reject,
+    Row,
+    SourceSpec,
+    StageLedger,
+    StepContext,
+    get_source_format,
+    get_step,
+    publish_checks,
+)
+from medcurate.privacy import version_privacy
+from medcurate.readers import Malformed, file_sha256, iter_records
+from medcurate.recipe import Recipe
+from medcurate.schemas import canonical_json, row_kind, stable_row_id
+from medcurate.splits import SplitPlanner
+from medcurate.store import SchemaInference, SplitFileWriter, Version, check_counts, publish_staged, staging_folder
+
+ProgressFactory = Callable[[str, int | None], Any]
+DEFAULT_BATCH_SIZE = 4096
+SCHEMA_STAGE = "schema"
+
+
+@dataclass
+class EngineOptions:
+    """How to run a build; none of these changes what is published."""
+
+    engine: str = "local"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    workers: int = 1
+    ray_address: str | None = None
+    num_cpus: int | None = None
+
+
+@dataclass(frozen=True)
+class SegmentStep:
+    """One stage of a row-local segment: a registered step, or the schema check."""
+
+    stage: str
+    name: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    base_dir: Path
+    store: Path
+    seed: int
+    kind: str
+    origin: str | None
+
+
+@dataclass
+class StageReport:
+    """What one stage did to one batch, sent back from wherever the batch ran."""
+
+    rows_in: int
+    rows_out: int
+    created: int
+    merged: int
+    dropped: Counter
+    rejected: Counter
+    rejects: list[Reject] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def run_segment(rows: list[Row], steps: list[SegmentStep],
+                settings: SegmentSettings) -> tuple[list[Row], list[StageReport]]:
+    """A batch through a segment of row-local stages; pure apart from the step functions."""
+    reports = []
+    for step in steps:
+        rejects: list[Reject] = []
+        card = CardContributions()
+        ctx = StepContext(step.stage, base_dir=settings.base_dir, store=settings.store, seed=settings.seed,
+                          rejects=rejects, card=card)
+        received = len(rows)
+        if step.name == SCHEMA_STAGE:
+            rows = check_schema(rows, settings.kind, ctx)
+        else:
+            rows = call_step(step.name, rows, ctx, step.params, settings.origin)
+        ledger = ctx.ledger
+        reports.append(StageReport(received, len(rows), ledger.created, ledger.merged, ledger.dropped,
+                                   ledger.rejected, rejects, card.stats))
+    return rows, reports
+
+
+def merge_stats(total: dict[str, Any], added: dict[str, Any]) -> None:
+    """Add one batch's stats to the running total: numbers summed, dicts merged, the rest kept."""
+    for key, value in added.items():
+        if isinstance(value, dict) and isinstance(total.get(key), dict):
+            merge_stats(total[key], value)
+        elif isinstance(value, int | float) and not isinstance(value, bool) and isinstance(total.get(key), int | float):
+            total[key] += value
+        else:
+            total[key] = value if not isinstance(value, dict) else dict(value)
+
+
+def call_step(name: str, rows: list[Row], ctx: StepContext, params: dict[str, Any], origin: str | None) -> list[Row]:
+    function = get_step(name).function
+    try:
+        return function(rows, ctx, **params)
+    except TypeError as exc:
+        if "argument" in str(exc) and function.__name__ in str(exc):
+            raise MedcurateError(f"bad parameters for step {name!r}: {exc}", file=origin,
+                                 field=f"steps.{name}") from None
+        raise
+
+
+def check_schema(rows: list[Row], kind_name: str, ctx: StepContext) -> list[Row]:
+    kind = row_kind(kind_name)
+    valid: list[Row] = []
+    for row in rows:
+        problems = kind.problems(row)
+        if problems:
+            field_name, message = problems[0]
+            ctx.reject(row, f"schema: {field_name} {message}", field_name)
+            continue
+        if not row.get("id"):
+            row["id"] = stable_row_id(row, kind)
+        valid.append(row)
+    return valid
+
+
+class InProcess:
+    """Runs each batch through a segment here, one after another."""
+
+    def map(self, steps: list[SegmentStep], settings: SegmentSettings,
+            batches: Iterable[list[Row]]) -> Iterator[tuple[list[Row], list[StageReport]]]:
+        for batch in batches:
+            yield run_segment(batch, steps, settings)
+
+    def close(self) -> None:
+        pass
+
+
+class Processes:
+    """Runs batches through a segment in worker processes, a bounded window at a time, in order."""
+
+    def __init__(self, workers: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = workers
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+
+    def map(self, steps: list[SegmentStep], settings: SegmentSettings,
+            batches: Iterable[list[Row]]) -> Iterator[tuple[list[Row], list[StageReport]]]:
+        from collections import deque
+
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(self.pool.submit(run_segment, batch, steps, settings))
+            if len(pending) >= 2 * self.workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+@dataclass
+class _Stage:
+    ctx: StepContext
+    rejects: list[Reject]
+    log: Path
+
+
+class StreamingBuild:
+    """One run of a recipe; ``run()`` publishes the version."""
+
+    def __init__(self, recipe: Recipe, root: Path, progress: ProgressFactory, options: EngineOptions, executor):
+        self.recipe = recipe
+        self.root = root
+        self.progress = progress
+        self.options = options
+        self.executor = executor
+        self.in_memory = options.engine == "memory"
+        self.batch_size = sys.maxsize if self.in_memory else max(1, options.batch_size)
+        self.card = CardContributions()
+        self.stages: list[_Stage] = []
+        self.sources_meta: list[dict[str, Any]] = []
+        self.settings = SegmentSettings(recipe.base_dir, root, recipe.seed, recipe.kind, recipe.origin)
+
+    def run(self) -> Version:
+        folder = self.root / self.recipe.name
+        existed = folder.exists()
+        staged = staging_folder(self.recipe.name, self.root)
+        self.scratch = staging_folder(self.recipe.name, self.root, suffix="-scratch")
+        try:
+            manifest = self._write(staged)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            if not existed and not any(folder.iterdir()):
+                folder.rmdir()
+            raise
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        return publish_staged(self.recipe.name, manifest, staged, render_card, self.root)
+
+    def _stage(self, name: str) -> _Stage:
+        rejects: list[Reject] = []
+        ctx = StepContext(name, base_dir=self.recipe.base_dir, store=self.root, seed=self.recipe.seed,
+                          rejects=rejects, card=self.card)
+        stage = _Stage(ctx, rejects, self.scratch / "rejects" / f"{len(self.stages):04d}.jsonl")
+        stage.log.parent.mkdir(parents=True, exist_ok=True)
+        self.stages.append(stage)
+        return stage
+
+    def _drain(self) -> None:
+        """Move rejects from memory to their stage's file."""
+        for stage in self.stages:
+            if stage.rejects:
+                with open(stage.log, "a", encoding="utf-8") as handle:
+                    handle.writelines(canonical_json(r.to_dict()) + "\n" for r in stage.rejects)
+                stage.rejects.clear()
+
+    def _write(self, staged: Path) -> dict[str, Any]:
+        recipe = self.recipe
+        batches = self._source_batches([self._stage(f"source:{spec.name}") for spec in recipe.sources])
+        segment: list[tuple[SegmentStep, _Stage]] = []
+        for call in recipe.steps:
+            info = get_step(call.name)
+            stage = self._stage(call.name)
+            if info.kind == ROW_LOCAL:
+                segment.append((SegmentStep(call.name, call.name, call.params), stage))
+                continue
+            batches = self._segment(batches, segment)
+            segment = []
+            if info.bounded is not None and not self.in_memory:
+                batches = self._bounded(batches, info, call.params, stage)
+            else:
+                batches = self._whole(batches, call.name, call.params, stage)
+        segment.append((SegmentStep(SCHEMA_STAGE, SCHEMA_STAGE, {}), self._stage(SCHEMA_STAGE)))
+        batches = self._segment(batches, segment)
+        split_counts, split_notes, schema = self._write_splits(batches, staged)
+        self._drain()
+        for stage in self.stages:
+            stage.ctx.ledger.check()
+        with open(staged / "rejects.jsonl", "wb") as target:
+            for stage in self.stages:
+                if stage.log.exists():
+                    with open(stage.log, "rb") as source:
+                        shutil.copyfileobj(source, target)
+        for relative, content in self.card.artifacts.items():
+            (staged / relative).parent.mkdir(parents=True, exist_ok=True)
+            (staged / relative).write_bytes(content)
+        counts = _counts([stage.ctx.ledger for stage in self.stages], split_counts)
+        check_counts(counts)
+        return {
+            "name": recipe.name,
+            "kind": recipe.kind,
+            "description": recipe.description,
+            "license": recipe.license,
+            "medcurate_version": medcurate.__version__,
+            "recipe": recipe.as_written(),
+            "sources": [{k: v for k, v in meta.items() if k != "path"} for meta in self.sources_meta],
+            "counts": counts,
+            "splits": list(split_counts),
+            "split_config": recipe.splits.to_dict(),
+            "split_notes": split_notes,
+            "json_columns": schema.json_columns,
+            "columns": schema.schema().names,
+            "stats": self.card.stats,
+            "card_sections": [[title, body] for title, body in self.card.sections],
+            # one row that fails the gate decides like all of them would (version_privacy checks any())
+            "privacy": version_privacy([self.unscreened] if self.unscreened is not None else [],
+                                       self.card.stats.get("deid")),
+        }
+
+    def _source_batches(self, stages: list[_Stage]) -> Iterator[list[Row]]:
+        batch: list[Row] = []
+        for spec, stage in zip(self.recipe.sources, stages, strict=True):
+            meta: dict[str, Any] = {"name": spec.name, "path": spec.path, "file": Path(spec.path).name, "format": spec.format,
+                    "encoding": spec.encoding, "options": spec.options}
+            for row in _read_source(spec, stage.ctx, self.progress):
+                stage.ctx.ledger.rows_out += 1
+                batch.append(row)
+                if len(batch) >= self.batch_size:
+                    yield batch
+                    batch = []
+            meta.update({"sha256": spec.sha256, "records": stage.ctx.ledger.rows_in, "rows": stage.ctx.ledger.rows_out})
+            if spec.resolved_ref:    # a version read as NAME@latest is recorded by the id it resolved to
+                meta.update(file=spec.resolved_ref, version=spec.resolved_ref)
+            self.sources_meta.append(meta)
+        if batch:
+            yield batch
+
+    def _segment(self, batches: Iterator[list[Row]], segment: list[tuple[SegmentStep, _Stage]]) -> Iterator[list[Row]]:
+        if not segment:
+            return batches
+        steps = [step for step, _ in segment]
+        stats: list[dict[str, Any]] = [{} for _ in segment]
+
+        def flow() -> Iterator[list[Row]]:
+            for rows, reports in self.executor.map(steps, self.settings, batches):
+                for (_, stage), report, added in zip(segment, reports, stats, strict=True):
+                    merge_stats(added, report.stats)
+                    ledger = stage.ctx.ledger
+                    ledger.rows_in += report.rows_in
+                    ledger.rows_out += report.rows_out
+                    ledger.created += report.created
+                    ledger.merged += report.merged
+                    ledger.dropped.update(report.dropped)
+                    ledger.rejected.update(report.rejected)
+                    stage.rejects.extend(report.rejects)
+                self._drain()
+                if rows:
+                    yield rows
+            for (step, _), added in zip(segment, stats, strict=True):
+                summary = get_step(step.name).summary if step.name != SCHEMA_STAGE else None
+                if summary is not None and added:
+                    summary(added, self.card, **step.params)
+                else:
+                    self.card.stats.update(added)
+        return flow()
+
+    def _whole(self, batches: Iterator[list[Row]], name: str, params: dict[str, Any], stage: _Stage) -> Iterator[list[Row]]:
+        rows = [row for batch in batches for row in batch]
+        ledger = stage.ctx.ledger
+        ledger.rows_in = len(rows)
+        bar = self.progress(f"step {name}", None)
+        try:
+            rows = call_step(name, rows, stage.ctx, params, self.recipe.origin)
+        finally:
+            bar.close()
+        ledger.rows_out = len(rows)
+        self._drain()
+        for start in range(0, len(rows), self.batch_size):
+            yield rows[start:start + self.batch_size]
+
+    def _bounded(self, batches: Iterator[list[Row]], info, params: dict[str, Any], stage: _Stage) -> Iterator[list[Row]]:
+        index = self.stages.index(stage)
+        spill = BatchSpill(self.scratch / f"stage-{index:04d}.spill")
+        try:
+            plan = info.bounded(stage.ctx, self.scratch / f"stage-{index:04d}", **params)
+        except TypeError as exc:
+            raise MedcurateError(f"bad parameters for step {info.name!r}: {exc}", file=self.recipe.origin,
+                                 field=f"steps.{info.name}") from None
+        ledger = stage.ctx.ledger
+        for batch in batches:
+            plan.observe(batch, ledger.rows_in)
+            spill.write(batch)
+            ledger.rows_in += len(batch)
+        plan.finish()
+        position = 0
+        for batch in spill.read():
+            kept = plan.apply(batch, position)
+            position += len(batch)
+            ledger.rows_out += len(kept)
+            self._drain()
+            if kept:
+                yield kept
+
+    def _write_splits(self, batches: Iterator[list[Row]], staged: Path):
+        recipe = self.recipe
+        planner = SplitPlanner(recipe.splits, None if self.in_memory else self.scratch / "split-keys")
+        schema = SchemaInference()
+        from medcurate.deid.gate import gate_problem
+
+        checks = publish_checks(recipe.kind)
+        unscreened: Row | None = None
+        held: list[list[Row]] = []
+        spill = None if self.in_memory else BatchSpill(self.scratch / "splits.spill")
+        position = 0
+        for batch in batches:
+            for check in checks:
+                check(batch)
+            if unscreened is None:
+                unscreened = next((row for row in batch if gate_problem(row)), None)
+            planner.observe(batch, position)
+            schema.add(batch)
+            position += len(batch)
+            if spill is None:
+                held.append(batch)
+            else:
+                spill.write(batch)
+        notes = planner.finish()
+        arrow_schema = schema.schema()
+        writers = {name: SplitFileWriter(staged / "data" / f"{name}.parquet", arrow_schema) for name in planner.names}
+        per_stratum = {name: np.zeros(len(planner.codes), dtype=np.int64) for name in planner.names}
+        rows = (row for batch in (held if spill is None else spill.read()) for row in batch)
+        try:
+            for names, codes in planner.assignments():
+                for name, row in zip(names, rows, strict=False):
+                    writers[name].write(schema.stored(row))
+                for name in planner.names:
+                    np.add.at(per_stratum[name], codes[np.asarray(names) == name], 1)
+        finally:
+            planner.close()
+            for writer in writers.values():
+                writer.close()
+        strata = {name: Counter({stratum or "(none)": int(count) for stratum, count
+                                 in zip(planner.stratum_names(), per_stratum[name], strict=True) if count})
+                  for name in planner.names}
+        if recipe.splits.stratify:
+            _stratum_section(self.card, strata, recipe.splits.stratify)
+        self.unscreened = unscreened
+        return {name: writer.rows for name, writer in writers.items()}, notes, schema
+
+
+def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) -> Iterator[Row]:
+    source_format = get_source_format(spec.format)
+    if source_format.reader is not None:
+        yield from source_format.reader(spec, ctx)
+        return
+    assert source_format.parse is not None
+    path = ctx.resolve_path(spec.path)
+    if not path.exists():
+        raise MedcurateError(f"source file not found (looked for {path})", file=str(spec.path),
+                             field=f"sources.{spec.name}.path")
+    if path.is_dir():
+        raise MedcurateError("source path is a folder, expected a file", file=str(spec.path))
+    spec.resolved_path = path
+    spec.sha256 = file_sha256(path)
+    display = Path(spec.path).name
+    bar = progress(f"read {spec.name}", None)
+    try:
+        for item in iter_records(path, source_format.file_format, spec.encoding, spec.options.get("delimiter")):
+            ctx.ledger.rows_in += 1
+            bar.advance()
+            location = {"name": spec.name, "file": display, "line": item.line, "sha256": spec.sha256}
+            if isinstance(item, Malformed):
+                ctx.reject({"source": location}, item.reason, item.field)
+                continue
+            declared_before = _declared(ctx.ledger)
+            try:
+                produced = list(source_format.parse(item.data, spec, ctx))
+            except RecordError as exc:
+                ctx.reject({"source": location}, exc.reason, exc.field)
+                continue
+            if not produced:
+                if _declared(ctx.ledger) == declared_before:
+                    raise ConservationError(f"source format {spec.format!r} returned no row for a record without "
+                                            f"declaring why", file=display, line=item.line)
+            if len(produced) > 1:
+                ctx.created(len(produced) - 1)
+            for row in produced:
+                row.setdefault("source", location)
+                yield row
+    except MedcurateError as exc:
+        if exc.file is None:
+            exc.file = str(spec.path)
+            exc.args = (exc.format(),)
+        raise
+    finally:
+        bar.close()
+
+
+def _stratum_section(card: CardContributions, per_split: dict[str, Counter], stratify: str) -> None:
+    """Rows per stratum (e.g. department) per split, in the stats and as a card table."""
+    strata = sorted(set().union(*per_split.values()))
+    card.stats[f"rows_per_{stratify}"] = {split: dict(sorted(counter.items())) for split, counter in per_split.items()}
+    card.add_section(f"Rows per {stratify} per split",
+                     markdown_table([stratify, *per_split], [[name, *(per_split[s][name] for s in per_split)]
+                                                             for name in strata]))
+
+
+def _declared(ledger: StageLedger) -> int:
+    return sum(ledger.dropped.values()) + sum(ledger.rejected.values()) + ledger.merged
+
+
+def _counts(stages: list[StageLedger], split_counts: dict[str, int]) -> dict[str, Any]:
+    rejects: Counter = Counter()
+    filtered: Counter = Counter()
+    for stage in stages:
+        rejects.update(stage.rejected)
+        filtered.update(stage.dropped)
+    return {
+        "inputs_read": sum(s.rows_in for s in stages if s.stage.startswith("source:")),
+        "stages": [stage.to_dict() for stage in stages],
+        "rejects": dict(sorted(rejects.items())),
+        "filtered": dict(sorted(filtered.items())),
+        "splits": split_counts,
+        "rows_written": sum(split_counts.values()),
+    }

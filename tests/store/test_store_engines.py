@@ -1,0 +1,193 @@
+"""Every engine publishes the same version: streamed in batches of any size, held in memory,
+spread over worker processes or run on Ray Data; and a streaming build holds a bounded number of rows."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_medcurate
+
+from medcurate.build import build
+from medcurate.deid.engine import SECRET_ENV
+from medcurate.pipeline import ROW_LOCAL, register_step
+from medcurate.recipe import load_recipe, recipe_from_dict
+from medcurate.store import list_datasets, load_rows, verify
+
+RECIPES = REPO / "examples" / "recipes"
+# In the order examples/demo.sh builds them: later recipes read versions the earlier ones publish.
+LOCAL_RECIPES = ["consultation_qa", "kg_qa", "ehr_pairs", "cmedins", "mix"]
+
+
+def _files(version) -> dict[str, bytes]:
+    return {path.relative_to(version.path).as_posix(): path.read_bytes()
+            for path in sorted(version.path.rglob("*")) if path.is_file()}
+
+
+def _build_all(store: Path, **options) -> dict[str, tuple[str, dict[str, bytes]]]:
+    published = {}
+    for name in LOCAL_RECIPES:
+        version = build(load_recipe(RECIPES / f"{name}.yaml"), store=store, **options).version
+        published[name] = (version.version, _files(version))
+    return published
+
+
+@pytest.fixture(scope="module")
+def small_row_groups():
+    """Row groups and schema chunks of a few rows, so the small samples span several; a deid
+    secret, so patient pseudonyms are stable (without one they are random on every run)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SECRET_ENV, "engines-test-secret")
+        patch.setattr("medcurate.store.ROW_GROUP_ROWS", 16)
+        patch.setattr("medcurate.store.SCHEMA_CHUNK_ROWS", 8)
+        yield
+
+
+@pytest.fixture(scope="module")
+def in_memory(tmp_path_factory, small_row_groups):
+    return _build_all(tmp_path_factory.mktemp("memory"), engine="memory")
+
+
+@pytest.mark.parametrize("options", [{"batch_size": 1}, {"batch_size": 7}, {}, {"batch_size": 5, "workers": 2}],
+                         ids=["batch1", "batch7", "default", "workers2"])
+def test_streaming_builds_of_every_example_recipe_equal_the_in_memory_build(tmp_path, small_row_groups, in_memory,
+                                                                          options):
+    streamed = _build_all(tmp_path / "store", **options)
+    for name in LOCAL_RECIPES:
+        assert streamed[name][0] == in_memory[name][0], f"{name}: version id differs"
+        assert streamed[name][1] == in_memory[name][1], f"{name}: files differ"
+    for name in list_datasets(tmp_path / "store"):
+        assert verify(f"{name}@latest", tmp_path / "store") == []
+
+
+def _generated(tmp_path: Path, rows: int) -> Path:
+    data = tmp_path / "rows.jsonl"
+    with open(data, "w", encoding="utf-8") as handle:
+        for index in range(rows):
+            pair = index // 2  # every record comes twice
+            handle.write(json.dumps({"instruction": f" 问题{pair} ", "query": "", "task": "qa",
+                                     "answer": f"回答{pair % 991}。" * (1 + pair % 3),
+                                     "department": ["心内科", "儿科", "骨科"][pair % 3]}, ensure_ascii=False) + "\n")
+    return data
+
+
+def _bench_recipe(data: Path) -> dict:
+    return {"name": "gen", "kind": "instruction", "seed": 3, "sources": [{"name": "rows", "path": str(data)}],
+            "steps": [{"strip_text": {"fields": ["instruction", "answer"]}},
+                      {"require": {"fields": ["instruction", "answer"]}},
+                      {"filter_length": {"field": "answer", "min": 4}},
+                      {"dedupe": {"fields": ["instruction", "answer"]}},
+                      {"sample": {"n": 5000}}],
+            "splits": {"seed": 1, "validation": 300, "test": 0.05, "stratify": "department"}}
+
+
+def test_streaming_build_holds_a_bounded_number_of_rows(tmp_path, monkeypatch):
+    """Counts the rows alive in batches and row groups (not time): with batches of 64 rows and
+    row groups of 256, a 60,000-row build never holds more than a few hundred rows at once."""
+    import medcurate.engines.local as local
+    import medcurate.store as store_module
+
+    monkeypatch.setattr(store_module, "ROW_GROUP_ROWS", 256)
+    monkeypatch.setattr(store_module, "SCHEMA_CHUNK_ROWS", 256)
+    monkeypatch.setattr("medcurate.engines.spill.CHUNK_RECORDS", 1000)  # digests and split keys go to disk
+    peak = {"batch": 0, "buffered": 0}
+    original_run_segment = local.run_segment
+
+    def counting_run_segment(rows, steps, settings):
+        peak["batch"] = max(peak["batch"], len(rows))
+        return original_run_segment(rows, steps, settings)
+
+    original_write = store_module.SplitFileWriter.write
+
+    def counting_write(self, row):
+        original_write(self, row)
+        peak["buffered"] = max(peak["buffered"], len(self._buffer))
+
+    monkeypatch.setattr(local, "run_segment", counting_run_segment)
+    monkeypatch.setattr(store_module.SplitFileWriter, "write", counting_write)
+    data = _generated(tmp_path, 60_000)
+    streamed = build(recipe_from_dict(_bench_recipe(data)), store=tmp_path / "a", batch_size=64)
+    assert peak["batch"] == 64 and peak["buffered"] < 256
+    counts = streamed.manifest["counts"]
+    assert counts["inputs_read"] == 60_000 and counts["rows_written"] == 5000
+    assert counts["filtered"] == {"duplicate": 30_000, "sampled_out": 25_000}
+    assert sorted(counts["splits"]) == ["test", "train", "validation"] and counts["splits"]["validation"] == 300
+    held = build(recipe_from_dict(_bench_recipe(data)), store=tmp_path / "b", engine="memory")
+    assert held.version.version == streamed.version.version
+    assert _files(held.version) == _files(streamed.version)
+
+
+@pytest.mark.slow
+def test_ray_engine_publishes_the_local_version(tmp_path):
+    """A local Ray with two CPUs (about 30 s, most of it Ray starting)."""
+    pytest.importorskip("ray")
+    store = tmp_path / "store"
+    local_version = build(load_recipe(RECIPES / "consultation_qa.yaml"), store=tmp_path / "local").version
+    on_ray = build(load_recipe(RECIPES / "consultation_qa.yaml"), store=store, engine="ray", num_cpus=2,
+                   batch_size=3).version
+    assert on_ray.version == local_version.version
+    assert _files(on_ray) == _files(local_version)
+
+
+def test_group_splits_spilled_to_disk_equal_the_in_memory_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr("medcurate.engines.spill.CHUNK_RECORDS", 500)
+    data = _generated(tmp_path, 6_000)
+    recipe = dict(_bench_recipe(data), steps=[], splits={"seed": 5, "validation": 0.1, "test": 200,
+                                                          "stratify": "department", "group": "answer"})
+    streamed = build(recipe_from_dict(recipe), store=tmp_path / "a", batch_size=50)
+    held = build(recipe_from_dict(recipe), store=tmp_path / "b", engine="memory")
+    assert streamed.version.version == held.version.version and _files(streamed.version) == _files(held.version)
+    rows = load_rows(streamed.version.ref, store=tmp_path / "a")
+    splits_of_answer: dict[str, set[str]] = {}
+    for split, part in rows.items():
+        for row in part:
+            splits_of_answer.setdefault(row["answer"], set()).add(split)
+    assert all(len(splits) == 1 for splits in splits_of_answer.values())
+    assert 200 <= len(rows["test"]) < 260 and 600 <= len(rows["validation"]) < 660
+
+
+def test_build_command_takes_engine_workers_and_batch_size(tmp_path):
+    recipe = str(RECIPES / "consultation_qa.yaml")
+    run_medcurate("build", recipe, "--store", str(tmp_path / "a"), "--workers", "2", "--batch-size", "3", check=True)
+    run_medcurate("build", recipe, "--store", str(tmp_path / "b"), "--engine", "memory", check=True)
+    first, second = list_datasets(tmp_path / "a")["consultation-qa"], list_datasets(tmp_path / "b")["consultation-qa"]
+    assert first[-1]["version"] == second[-1]["version"]
+    refused = run_medcurate("build", recipe, "--store", str(tmp_path / "c"), "--engine", "spark")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+
+
+def test_a_column_whose_type_changes_late_is_stored_as_json(tmp_path, monkeypatch):
+    monkeypatch.setattr("medcurate.store.SCHEMA_CHUNK_ROWS", 8)
+    data = tmp_path / "mixed.jsonl"
+    rows = [{"instruction": f"问题{i}", "query": "", "answer": f"回答{i}", "task": "qa", "extra": i if i < 30 else {"n": i}}
+            for i in range(40)]
+    data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    recipe = {"name": "mixed", "kind": "instruction",
+              "sources": [{"name": "rows", "path": str(data), "options": {"keep_unmapped": True}}]}
+    streamed = build(recipe_from_dict(recipe), store=tmp_path / "a", batch_size=3)
+    held = build(recipe_from_dict(recipe), store=tmp_path / "b", engine="memory")
+    assert streamed.manifest["json_columns"] == ["extra"] and _files(streamed.version) == _files(held.version)
+    stored = load_rows(streamed.version.ref, store=tmp_path / "a")["train"]
+    assert [json.loads(row["extra"]) for row in stored] == [row["extra"] for row in rows]
+
+
+def _answer_lengths_card(stats, card, field):
+    card.stats["answer_lengths"] = stats["answer_lengths"]
+    card.add_section("Answer lengths", f"{stats['answer_lengths']['rows']} rows, {stats['answer_lengths']['chars']} characters")
+
+
+@register_step("count_chars_for_tests", kind=ROW_LOCAL, summary=_answer_lengths_card)
+def count_chars_for_tests(rows, ctx, field):
+    ctx.card.stats["answer_lengths"] = {"rows": len(rows), "chars": sum(len(row[field]) for row in rows)}
+    return rows
+
+
+def test_row_local_card_stats_add_up_over_batches(tmp_path):
+    data = _generated(tmp_path, 500)
+    recipe = dict(_bench_recipe(data), steps=[{"count_chars_for_tests": {"field": "answer"}}], splits={})
+    expected = sum(len(json.loads(line)["answer"]) for line in data.read_text(encoding="utf-8").splitlines())
+    streamed = build(recipe_from_dict(recipe), store=tmp_path / "a", batch_size=7, workers=2)
+    assert streamed.manifest["stats"]["answer_lengths"] == {"rows": 500, "chars": expected}
+    assert streamed.manifest["card_sections"] == [["Answer lengths", f"500 rows, {expected} characters"]]
+    held = build(recipe_from_dict(recipe), store=tmp_path / "b", engine="memory")
+    assert held.version.version == streamed.version.version
