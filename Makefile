@@ -29,6 +29,8 @@ $(LS_VENV)/bin/label-studio:
 demo: install
 	MEDCURATE_STORE=$(STORE) bash examples/demo.sh $(BIN)
 
+# ruff and mypy (configured in pyproject.toml) over medcurate/, tests/ and benchmarks/; mypy
+# checks against the real libraries, so it needs the full install.
 lint: install-dev
 	$(BIN)/ruff check medcurate tests benchmarks
 	$(BIN)/mypy

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -34,9 +35,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 CONFIGS = ("medcurate-lora", "medcurate-lora-packing", "medcurate-qlora", "medcurate-qlora-packing",
            "trl-lora", "trl-lora-packing")
 # Qwen2.5-0.5B's shape (494M parameters with tied embeddings)
-QWEN2_05B = dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                 num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
-                 rope_theta=1000000.0, tie_word_embeddings=True)
+QWEN2_05B: dict[str, Any] = dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                                 num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
+                                 rope_theta=1000000.0, tie_word_embeddings=True)
 PHRASES = ["患者主诉头痛三天", "伴有发热和咳嗽", "血压160/95 mmHg", "建议低盐饮食并规律服药", "既往有糖尿病史",
            "查体：心肺未见异常", "可在医生指导下服用布洛芬", "如症状加重请及时就医", "实验室检查提示白细胞升高",
            "考虑上呼吸道感染", "注意休息，多饮水", "需要复查血常规"]
@@ -80,7 +81,8 @@ def prepare(workdir: Path, size: str, rows: int) -> dict:
         config = Qwen2Config(**QWEN2_05B, bos_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                              pad_token_id=tokenizer.pad_token_id)
         torch.manual_seed(0)
-        model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+        model = Qwen2ForCausalLM(config)
+        model = model.bfloat16()
         model.save_pretrained(model_dir)
         tokenizer.save_pretrained(model_dir)
     return {"store": str(store), "ref": ref, "model": str(model_dir)}

@@ -1,6 +1,7 @@
 """The dataset card (README.md of a version): an HF-style YAML header plus readable tables."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import yaml
@@ -9,7 +10,7 @@ _TASK_CATEGORY = {"instruction": "text-generation", "conversation": "text-genera
                   "ehr": "text-generation", "preference": "text-generation"}
 
 
-def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+def markdown_table(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> str:
     """A GitHub-flavoured Markdown table (steps use it for their card sections)."""
     lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]

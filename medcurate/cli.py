@@ -28,7 +28,7 @@ LAZY_COMMANDS = {
     "annotate": "medcurate.annotate.cli:annotate",
     "train": "medcurate.train.cli:train",
     "model": "medcurate.train.cli:model",
-    "evaluate": "medcurate.train.cli:evaluate",
+    "evaluate": "medcurate.evaluate.cli:evaluate",
     "lineage": "medcurate.lineage_cli:lineage_command",
 }
 

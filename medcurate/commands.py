@@ -38,14 +38,18 @@ def steps_command():
 
     click.echo("source formats:")
     for name, info in source_formats().items():
-        click.echo(f"  {name:<22} {info.doc.splitlines()[0] if info.doc else ''}")
+        click.echo(f"  {name:<22} {_summary(info.doc)}")
     click.echo("steps:")
     for name, info in steps().items():
         reads = ", ".join(info.reads) or "-"
         writes = ", ".join(info.writes) or "-"
         kind = "row-local" if info.kind == "row_local" else ("whole-pass, bounded" if info.bounded else "whole-pass")
-        click.echo(f"  {name:<22} ({kind}) reads [{reads}] writes [{writes}]  "
-                   f"{info.doc.splitlines()[0] if info.doc else ''}")
+        click.echo(f"  {name:<22} ({kind}) reads [{reads}] writes [{writes}]  {_summary(info.doc)}")
+
+
+def _summary(doc: str) -> str:
+    """The first paragraph of a docstring on one line."""
+    return " ".join(doc.split("\n\n", 1)[0].split())
 
 
 @click.group("datasets")

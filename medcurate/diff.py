@@ -28,11 +28,11 @@ def diff_versions(first: str, second: str, store=None) -> str:
     sources_b = {s["name"]: s for s in mb["sources"]}
     for name in sorted(set(sources_a) | set(sources_b)):
         sa, sb = sources_a.get(name), sources_b.get(name)
-        if sa is None:
+        if sa is None and sb is not None:
             lines.append(f"source {name}: added ({sb['file']}, sha256 {sb['sha256'][:12]})")
         elif sb is None:
             lines.append(f"source {name}: removed")
-        elif sa["sha256"] != sb["sha256"]:
+        elif sa is not None and sa["sha256"] != sb["sha256"]:
             lines.append(f"source {name}: content changed {sa['sha256'][:12]} -> {sb['sha256'][:12]}")
     recipe_a, recipe_b = _flatten(ma["recipe"]), _flatten(mb["recipe"])
     for key in sorted(set(recipe_a) | set(recipe_b)):

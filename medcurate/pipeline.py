@@ -42,6 +42,7 @@ PLUGIN_MODULES = (
     "medcurate.annotate.review",
     "medcurate.llm.sources",
     "medcurate.llm.steps",
+    "medcurate.evaluate.sources",
 )
 
 Row = dict[str, Any]
@@ -234,24 +235,54 @@ _PUBLISH_CHECKS: dict[str, list[PublishCheck]] = {}
 _loaded = False
 
 
-def register_source(name: str, *, file_format: str, doc: str, default_encoding: str | None = None):
+def _documentation(kind: str, name: str, function: Callable, doc: str | None, registry: dict[str, Any]) -> str:
+    """One rule for what ``medcurate steps`` shows: the function's docstring. ``doc=`` is only for one
+    function registered under several names (a text per name, shown for that name); on a documented
+    function's first registration it would hide one of the two texts, so it is refused."""
+    own = (function.__doc__ or "").strip()
+    if own and doc and not any(_function_of(entry) is function for entry in registry.values()):
+        raise ValueError(f"{kind} {name!r}: give the documentation once (docstring or doc=, not both)")
+    return (doc or own).strip()
+
+
+def _function_of(entry: SourceFormat | StepInfo) -> Callable | None:
+    return (entry.parse or entry.reader) if isinstance(entry, SourceFormat) else entry.function
+
+
+def _refuse_duplicate(kind: str, name: str, registry: dict[str, Any], function: Callable) -> None:
+    """A name means one thing: a second registration under the same name is an error, unless it is
+    the very same function again (a module imported twice)."""
+    existing = registry.get(name)
+    if existing is None:
+        return
+    previous = _function_of(existing)
+    if previous is not None and (previous.__module__, previous.__qualname__) != (function.__module__, function.__qualname__):
+        raise ValueError(f"{kind} {name!r} is registered twice: {previous.__module__}.{previous.__qualname__} "
+                         f"and {function.__module__}.{function.__qualname__}")
+
+
+def register_source(name: str, *, file_format: str, doc: str | None = None, default_encoding: str | None = None):
     """Register a parser ``(raw_record, spec, ctx) -> iterable of rows`` for a source format.
 
     ``file_format`` is how the file is split into raw records (jsonl, json, csv, tsv, parquet).
     Raise ``RecordError`` for a bad record; return nothing only after ``ctx.drop``.
     """
     def decorator(function: SourceParser) -> SourceParser:
-        _SOURCE_FORMATS[name] = SourceFormat(name, function, file_format, (function.__doc__ or doc).strip(),
+        _refuse_duplicate("source format", name, _SOURCE_FORMATS, function)
+        _SOURCE_FORMATS[name] = SourceFormat(name, function, file_format,
+                                             _documentation("source format", name, function, doc, _SOURCE_FORMATS),
                                              default_encoding)
         return function
     return decorator
 
 
-def register_source_reader(name: str, *, doc: str):
+def register_source_reader(name: str, *, doc: str | None = None):
     """Register a whole-source reader ``(spec, ctx) -> iterable of rows`` for inputs that are not
     record files (a published dataset version, a directory). It counts its own records in ctx.ledger."""
     def decorator(function):
-        _SOURCE_FORMATS[name] = SourceFormat(name, None, "", doc.strip(), None, function)
+        _refuse_duplicate("source format", name, _SOURCE_FORMATS, function)
+        _SOURCE_FORMATS[name] = SourceFormat(name, None, "", _documentation("source format", name, function, doc,
+                                                                                  _SOURCE_FORMATS), None, function)
         return function
     return decorator
 
@@ -269,8 +300,9 @@ def register_step(name: str, *, reads: Iterable[str] = (), writes: Iterable[str]
         raise ValueError(f"step kind must be one of {STEP_KINDS}")
 
     def decorator(function: StepFunction) -> StepFunction:
+        _refuse_duplicate("step", name, _STEPS, function)
         _STEPS[name] = StepInfo(name, function, tuple(reads), tuple(writes),
-                                (doc or function.__doc__ or "").strip(), kind=kind, bounded=bounded,
+                                _documentation("step", name, function, doc, _STEPS), kind=kind, bounded=bounded,
                                 summary=summary)
         return function
     return decorator

@@ -146,6 +146,7 @@ def recipe_from_dict(data: Any, *, base_dir: Path | None = None, origin: str = "
     if not isinstance(raw_steps, list):
         raise fail("steps must be a list", "steps")
     steps: list[StepCall] = []
+    params: Any
     for index, entry in enumerate(raw_steps):
         where = f"steps[{index}]"
         if isinstance(entry, str):

@@ -13,27 +13,15 @@ preference    prompt, chosen, rejected, per-criterion ratings, annotator metadat
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 ROLES = ("system", "user", "assistant")
 EHR_SECTIONS = ("chief_complaint", "present_illness", "past_history", "physical_exam", "auxiliary_exam")
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a row came from: the source's name, the file, the line or row number, the file's sha256."""
-
-    name: str
-    file: str
-    line: int
-    sha256: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -106,7 +94,7 @@ def _check_messages(row: dict[str, Any]) -> list[tuple[str, str]]:
         problems.append(("messages", "the first non-system message must be from the user"))
     if dialogue and dialogue[-1] != "assistant":
         problems.append(("messages", "the last message must be from the assistant"))
-    for before, after in zip(dialogue, dialogue[1:]):
+    for before, after in itertools.pairwise(dialogue):
         if before == after:
             problems.append(("messages", "user and assistant turns must alternate"))
             break

@@ -49,8 +49,9 @@ for _format in ("jsonl", "json", "csv", "tsv", "parquet"):
                     doc=f"{_format.upper()} records used as rows; options: fields, keep, defaults.")(_plain)
 
 
-@register_source_reader("dataset", doc="Rows of a published version, path NAME@VERSION; rows keep their provenance.")
+@register_source_reader("dataset")
 def read_published_version(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
+    """Rows of a published version, path NAME@VERSION; rows keep their provenance."""
     from medcurate.store import load_rows, resolve
 
     version = resolve(spec.path, store=ctx.store)

@@ -22,8 +22,6 @@ from medcurate.errors import MedcurateError
 from medcurate.recipe import SplitConfig
 from medcurate.schemas import canonical_json
 
-SPLIT_NAMES = ("train", "validation", "test")
-
 
 def held_out_size(requested: float, total: int, max_fraction: float) -> tuple[int, str | None]:
     """Rows to hold out for one split, and a note when a fixed count had to be scaled down."""

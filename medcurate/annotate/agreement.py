@@ -9,9 +9,9 @@ left out of every statistic.
 from __future__ import annotations
 
 import itertools
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Any
+from typing import Any, SupportsFloat, cast
 
 Vote = tuple[str, Hashable]
 
@@ -92,12 +92,12 @@ def _krippendorff_alpha(items: Sequence[Sequence[Any]], distance: Callable[[Any,
     usable = [values for values in items if len(values) >= 2]
     if not usable:
         return None
-    coincidence: Counter = Counter()
+    coincidence: defaultdict[tuple[Hashable, Hashable], float] = defaultdict(float)
     for values in usable:
         weight = 1.0 / (len(values) - 1)
         for i, j in itertools.permutations(range(len(values)), 2):
             coincidence[(values[i], values[j])] += weight
-    marginals: Counter = Counter()
+    marginals: defaultdict[Hashable, float] = defaultdict(float)
     for (first, _), weight in coincidence.items():
         marginals[first] += weight
     total = sum(marginals.values())
@@ -131,7 +131,7 @@ def agreement_summary(items: Iterable[Sequence[Vote]], interval: bool = False) -
     }
     if interval:
         summary["krippendorff_alpha_interval"] = _round(
-            krippendorff_alpha_interval([[float(value) for value in item] for item in values]))
+            krippendorff_alpha_interval([[float(cast("SupportsFloat", value)) for value in item] for item in values]))
     by_pair = {}
     for first, second in itertools.combinations(annotators, 2):
         pairs = []

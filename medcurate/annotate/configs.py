@@ -83,8 +83,9 @@ def config_signature(label_config: str) -> dict[str, Any]:
     for element in root.iter():
         tag = element.tag.lower()
         value = element.get("value", "")
-        if tag in CONTROL_TAGS and element.get("name"):
-            controls[element.get("name")] = {
+        name = element.get("name")
+        if tag in CONTROL_TAGS and name:
+            controls[name] = {
                 "type": tag,
                 "to_name": element.get("toName"),
                 "choices": sorted(child.get("value") for child in element if child.tag.lower() == "choice"),

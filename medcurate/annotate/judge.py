@@ -84,6 +84,19 @@ def parse_verdict(kind: str, unit: dict[str, Any], reply: str) -> dict[str, Any]
     return {"order": order} if isinstance(order, list) and sorted(map(str, order)) == sorted(ids) else None
 
 
+def reply_client(base_url: str, model: str, api_key: str | None, max_tokens: int = 512) -> Callable[[str], str]:
+    """Send one prompt to an OpenAI-compatible judge, get its reply text (greedy, retried with backoff)."""
+    from medcurate.evaluate.endpoint import chat_client, complete_with_retry
+
+    client = chat_client(base_url, api_key)
+
+    def ask(prompt: str) -> str:
+        return complete_with_retry(client, base_url, model, [{"role": "user", "content": prompt}],
+                                   {"temperature": 0.0, "max_new_tokens": max_tokens})
+
+    return ask
+
+
 def candidate_privacy(candidates: Path) -> list[str]:
     """The privacy status of every prompt source in a candidates file (from `annotate sample`);
     items without one count as not screened."""

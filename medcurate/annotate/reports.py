@@ -21,7 +21,7 @@ def agreement_report(state: dict[str, Any], annotations: dict[Any, dict[str, Any
     kind = state["kind"]
     by_unit = votes_by_unit(annotations.values())
     items_by_criterion: dict[str, list[list[tuple[str, str]]]] = defaultdict(list)
-    missing = Counter()
+    missing: Counter[str] = Counter()
     overall_mismatch = 0
     for unit_id, unit in state["units"].items():
         records = by_unit.get(unit_id, [])

@@ -162,11 +162,13 @@ def local_generator(settings: SamplingSettings) -> Callable[[list[dict[str, str]
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path)
+    base = AutoModelForCausalLM.from_pretrained(model_path)
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(adapter))
+        model: Any = PeftModel.from_pretrained(base, str(adapter))  # generate() on base or adapter alike
+    else:
+        model = base
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -184,7 +186,7 @@ def local_generator(settings: SamplingSettings) -> Callable[[list[dict[str, str]
                                     max_new_tokens=settings.max_new_tokens, num_return_sequences=k,
                                     pad_token_id=tokenizer.pad_token_id)
         prompt_length = inputs["input_ids"].shape[1]
-        return [tokenizer.decode(sequence[prompt_length:], skip_special_tokens=True).strip() for sequence in output]
+        return [str(tokenizer.decode(sequence[prompt_length:], skip_special_tokens=True)).strip() for sequence in output]
 
     return generate
 

@@ -45,10 +45,9 @@ def sampled_from(state: dict[str, Any], inputs: list[dict[str, Any]]) -> dict[st
                                                           "adapter": sampling.get("adapter")}}
 
 
-@register_source_reader("label_studio_annotations",
-                        doc="Annotated units of a `medcurate annotate` work folder (path: the folder), "
-                            "judgements resolved by consensus or expert decision.")
+@register_source_reader("label_studio_annotations")
 def read_annotation_project(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
+    """Annotated units of a `medcurate annotate` work folder (path: the folder), judgements resolved by consensus or expert decision."""
     workdir = ctx.resolve_path(spec.path)
     state = load_state(workdir)
     annotations = read_jsonl_latest(workdir / ANNOTATIONS_FILE, key=lambda r: r["annotation_id"])

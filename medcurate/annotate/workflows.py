@@ -101,7 +101,7 @@ def push(server: LabelStudioServer, *, workdir: Path, candidates: Path, kind: st
     save_state(workdir, state)
     without_account = [email for email, user_id in server.accounts(annotators).items() if user_id is None]
 
-    present = set()
+    present: set[str | None] = set()
     for page in server.task_pages(project_id):
         present.update((task.data or {}).get("medcurate_unit") for task in page)
     missing = [u for u in plan.units if u["unit_id"] not in present]
@@ -234,18 +234,19 @@ def resolve(server: LabelStudioServer, *, workdir: Path, min_votes: int = 2) -> 
     check_project_config(server, project_id, state["kind"])
     users = {user_id: annotator_hash(email) for user_id, email in server.users_by_id().items()}
     existing = read_jsonl_latest(workdir / DECISIONS_FILE, key=lambda r: (r["unit_id"], r["key"]))
-    decided, unanswered = [], Counter()
+    decided: list[dict[str, Any]] = []
+    unanswered: Counter[str] = Counter()
     for page in server.task_pages(project_id):
         for task in page:
             unit_id = (task.data or {}).get("medcurate_unit")
             if unit_id not in adjudication["queued"]:
                 continue
             unit = state["units"][unit_id]
-            annotations = sorted((a for a in task.annotations or [] if not a.get("was_cancelled")),
-                                 key=lambda a: a.get("updated_at") or "")
-            if not annotations:
+            expert_annotations = sorted((a for a in task.annotations or [] if not a.get("was_cancelled")),
+                                        key=lambda a: a.get("updated_at") or "")
+            if not expert_annotations:
                 continue
-            latest = annotations[-1]
+            latest = expert_annotations[-1]
             judgements, _ = parse_result(state["kind"], unit, latest.get("result") or [])
             for key in adjudication["queued"][unit_id]:
                 if key not in judgements:

@@ -26,7 +26,21 @@ def _require_text(record: Row, name: str = "text") -> str:
     return text
 
 
-@register_source("cdee", file_format="json", doc="CBLUE CHIP-CDEE clinical finding events -> task cdee.")
+def gold_row(task: str, query: str, gold: dict[str, Any], department: str | None = None) -> Row:
+    """A task row before templating; the answer must read back to the gold (else a reject)."""
+    try:
+        answer = render(task, gold)
+    except Unrenderable as exc:
+        raise RecordError(str(exc), field="gold") from None
+    if parse(task, answer) != gold:
+        raise RecordError("unrenderable: answer does not parse back to the gold", field="gold")
+    row: Row = {"task": task, "query": query.strip(), "gold": gold, "answer": answer}
+    if department:
+        row["department"] = department
+    return row
+
+
+@register_source("cdee", file_format="json")
 def parse_cdee_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """CHIP-CDEE clinical finding events -> task cdee.
 
@@ -55,7 +69,7 @@ def parse_cdee_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterab
     yield gold_row("cdee", text, {"events": gold_events})
 
 
-@register_source("cmeee", file_format="json", doc="CBLUE CMeEE sentences with entity spans -> task ner.")
+@register_source("cmeee", file_format="json")
 def parse_cmeee_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """CMeEE entity spans -> task ner.
 
@@ -89,7 +103,7 @@ def parse_cmeee_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Itera
     yield row
 
 
-@register_source("cmeie", file_format="jsonl", doc="CBLUE CMeIE sentences with SPO triples -> task cmeie.")
+@register_source("cmeie", file_format="jsonl")
 def parse_cmeie_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """CMeIE relation triples (JSON Lines) -> task cmeie.
 
@@ -104,8 +118,8 @@ def parse_cmeie_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Itera
     triples = []
     for index, spo in enumerate(spo_list):
         obj = (spo.get("object") or {}).get("@value") if isinstance(spo, dict) else None
-        if not isinstance(spo, dict) or not all(isinstance(v, str) and v.strip()
-                                                for v in (spo.get("subject"), spo.get("predicate"), obj)):
+        if not isinstance(spo, dict) or not isinstance(obj, str) or not all(
+                isinstance(v, str) and v.strip() for v in (spo.get("subject"), spo.get("predicate"), obj)):
             raise RecordError("bad triple: subject, predicate or object missing", field=f"spo_list[{index}]")
         triple = [spo["subject"].strip(), spo["predicate"].strip(), obj.strip()]
         if triple not in triples:
@@ -113,7 +127,7 @@ def parse_cmeie_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Itera
     yield gold_row("cmeie", text, {"triples": triples})
 
 
-@register_source("cdn", file_format="json", doc="CBLUE CHIP-CDN raw diagnosis -> standard terms (task cdn).")
+@register_source("cdn", file_format="json")
 def parse_cdn_record(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """CHIP-CDN raw diagnosis -> standard terms (task cdn).
 
@@ -145,7 +159,7 @@ def parse_imcs_report(target: str) -> dict[str, str]:
     return sections
 
 
-@register_source("imcs_mrg", file_format="jsonl", doc="PromptCBLUE IMCS-V2-MRG examples: dialogue -> report.")
+@register_source("imcs_mrg", file_format="jsonl")
 def parse_imcs_mrg(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """PromptCBLUE IMCS-V2-MRG examples -> task report (dialogue -> six-section report).
 
@@ -177,17 +191,3 @@ def parse_imcs_mrg(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[
     row = gold_row("report", "\n".join(turns), {"sections": sections})
     row["dialogue_turns"] = len(turns)
     yield row
-
-
-def gold_row(task: str, query: str, gold: dict[str, Any], department: str | None = None) -> Row:
-    """A task row before templating; the answer must read back to the gold (else a reject)."""
-    try:
-        answer = render(task, gold)
-    except Unrenderable as exc:
-        raise RecordError(str(exc), field="gold") from None
-    if parse(task, answer) != gold:
-        raise RecordError("unrenderable: answer does not parse back to the gold", field="gold")
-    row: Row = {"task": task, "query": query.strip(), "gold": gold, "answer": answer}
-    if department:
-        row["department"] = department
-    return row

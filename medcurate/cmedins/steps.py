@@ -174,7 +174,7 @@ def task_department_table(rows: list[Row]) -> tuple[list[str], list[str], dict[t
     """Tasks, departments (largest first) and counts per (task, department)."""
     counts = Counter((row["task"], row.get("department") or UNKNOWN_DEPARTMENT) for row in rows)
     tasks = [task for task in TASKS if any(t == task for t, _ in counts)]
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for (_, department), number in counts.items():
         totals[department] += number
     departments = sorted(totals, key=lambda d: (-totals[d], d))
@@ -205,7 +205,7 @@ def task_department_chart(rows: list[Row], max_departments: int = 12) -> bytes:
     for index, (key, group) in enumerate(series):
         values = [sum(counts.get((task, name), 0) for name in group) for task in tasks]
         axes.bar(tasks, values, bottom=bottoms, label=key, color=colours(index % 20))
-        bottoms = [b + v for b, v in zip(bottoms, values)]
+        bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
     axes.set_ylabel("rows")
     axes.set_title("CMedINS rows per task and department")
     axes.legend(fontsize=7, ncol=2, loc="upper right")

@@ -65,8 +65,7 @@ def huatuo_pair(record: dict[str, Any]) -> tuple[str, str]:
     return _text(questions), _text(answers)
 
 
-@register_source("huatuo26m", file_format="jsonl",
-                 doc="Huatuo-26M JSON lines {questions, answers} (test set, encyclopedia/consultation QA) -> QA rows.")
+@register_source("huatuo26m", file_format="jsonl")
 def parse_huatuo26m(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """Huatuo-26M (and its huatuo_*_qa parts): ``{questions, answers}``, strings or (nested) lists;
     the first question and first answer make the row."""
@@ -77,8 +76,7 @@ def parse_huatuo26m(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable
 
 
 # ChatMed consult ----------------------------------------------------------------------------
-@register_source("chatmed_consult", file_format="jsonl",
-                 doc="ChatMed_Consult_Dataset JSON lines {query, response} -> QA rows.")
+@register_source("chatmed_consult", file_format="jsonl")
 def parse_chatmed_consult(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """ChatMed consult: ``{query, response}`` per line (a web question and a ChatGPT answer)."""
     question, answer = _text(record.get("query")), _text(record.get("response"))
@@ -103,8 +101,7 @@ def mcmle_item(record: dict[str, Any]) -> dict[str, Any]:
     return {"question": question, "options": {str(k): _text(v) for k, v in sorted(options.items())}, "answer_idx": idx}
 
 
-@register_source("mcmle", file_format="jsonl",
-                 doc="MedQA Mainland (MCMLE) JSON lines {question, options, answer, answer_idx} -> MCQ rows.")
+@register_source("mcmle", file_format="jsonl")
 def parse_mcmle(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """MCMLE multiple-choice questions: the question and lettered options as ``query``, the answer
     ``答案：X. text``; ``options`` and ``answer_idx`` kept for scoring."""
@@ -152,8 +149,7 @@ def cmedqa2_pairs(folder: Path, split: str = "all", encoding: str | None = None)
     return questions, answers, in_split
 
 
-@register_source_reader("cmedqa2", doc="cMedQA2 folder (question.csv, answer.csv, *_candidates.txt) -> QA rows; "
-                                       "options split (train/dev/test/all), answers (one/all).")
+@register_source_reader("cmedqa2")
 def read_cmedqa2(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """cMedQA2: one row per question with one of its answers, chosen by the seed (ClinicalGPT:
     "randomly selected one answer per question"), or every answer with ``answers: all``. Records
@@ -248,7 +244,7 @@ def _meddialog_row(dialogue: dict[str, Any]) -> Row:
             "description": dialogue.get("description", ""), "dialogue_id": dialogue.get("id", "")}
 
 
-@register_source_reader("meddialog_zh", doc="MedDialog-CN raw text (id=, Description, Dialogue 病人：/医生：) -> conversations.")
+@register_source_reader("meddialog_zh")
 def read_meddialog_zh(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """MedDialog (zh) as released (``2010.txt`` …): one conversation row per ``id=`` block; a block
     whose dialogue has no answered patient turn is rejected with its line."""
@@ -276,8 +272,7 @@ def meddialog_json_turns(utterances: Any) -> list[list[str]]:
     return turns
 
 
-@register_source_reader("meddialog_zh_json",
-                        doc="MedDialog-CN preprocessed JSON (a list of dialogues, each a list of '病人：…'/'医生：…').")
+@register_source_reader("meddialog_zh_json")
 def read_meddialog_zh_json(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """The preprocessed MedDialog-CN split files (``train_data.json`` …): a JSON array whose items
     are lists of utterances; ``line`` in the provenance is the dialogue's position (1-based)."""
@@ -299,7 +294,7 @@ def read_meddialog_zh_json(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
 
 
 # Safety-Prompts -----------------------------------------------------------------------------
-@register_source_reader("safety_prompts", doc="Safety-Prompts JSON {scenario: [{prompt, response, type}]} -> QA rows.")
+@register_source_reader("safety_prompts")
 def read_safety_prompts(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """thu-coai Safety-Prompts (``typical_safety_scenarios.json``, ``instruction_attack_scenarios.json``):
     an object of scenario lists; each item gives a row with ``safety_type`` = its scenario (``line`` in

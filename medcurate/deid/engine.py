@@ -29,7 +29,6 @@ from medcurate.errors import MedcurateError
 POLICIES = ("mask", "surrogate", "redact")
 IDENTIFIER_TYPES = tuple(REGISTRY)
 DEFAULT_THRESHOLD = 0.5
-HIGH_CONFIDENCE = 0.8
 # A candidate with one of its recognizer's context words just before it scores at least this.
 CONTEXT_FLOOR = 0.85
 CONTEXT_WINDOW = 12

@@ -27,7 +27,7 @@ def _ehr_row(record: dict[str, Any], spec: SourceSpec, ctx: StepContext) -> Row:
     return row
 
 
-@register_source("ehr", file_format="jsonl", doc="EHR records (JSONL); options.fields maps 主诉/现病史/… columns.")
+@register_source("ehr", file_format="jsonl")
 def parse_ehr_jsonl(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """EHR records as JSON Lines, one record per line.
 
@@ -36,14 +36,13 @@ def parse_ehr_jsonl(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable
     yield _ehr_row(record, spec, ctx)
 
 
-@register_source("ehr_csv", file_format="csv", doc="EHR records (CSV with a header); options.fields as for ehr.")
+@register_source("ehr_csv", file_format="csv")
 def parse_ehr_csv(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """EHR records as CSV with a header row; options as for the ``ehr`` format."""
     yield _ehr_row(record, spec, ctx)
 
 
-@register_source("cmb_clin", file_format="json", doc="CMB-Clin case records: sections from the description, "
-                                                     "diagnosis from the QA answers.")
+@register_source("cmb_clin", file_format="json")
 def parse_cmb_clin(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """CMB-Clin clinical case records as EHR rows.
 

@@ -165,7 +165,7 @@ def _emit(rows: list[Row], ctx: StepContext) -> list[Row]:
     return rows
 
 
-@register_source("xywy", file_format="jsonl", doc="xywy KG medical.json (one disease object per line) -> triples.")
+@register_source("xywy", file_format="jsonl")
 def parse_xywy(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """xywy KG medical.json, one disease object per line -> one row per triple.
 
@@ -174,7 +174,7 @@ def parse_xywy(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]
     return _emit(_xywy_rows(record, spec, ctx, csv_cells=False), ctx)
 
 
-@register_source("xywy_csv", file_format="csv", doc="xywy KG CSV export with Chinese headers -> triples.")
+@register_source("xywy_csv", file_format="csv")
 def parse_xywy_csv(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """xywy KG CSV export (Chinese headers such as 疾病名称, 症状; lists comma-joined in a cell) -> triples."""
     mapped = {XYWY_CSV_HEADERS.get(key, key): value for key, value in record.items()}
@@ -199,8 +199,7 @@ def _health39_items(cell: str, column: str, ctx: StepContext, spec: SourceSpec) 
     return _clean_items(parts, ctx, spec)
 
 
-@register_source("39health", file_format="csv", default_encoding="gb18030",
-                 doc="39Health KG disease.csv (GB18030, space-separated cells ending in [详细]) -> triples.")
+@register_source("39health", file_format="csv", default_encoding="gb18030")
 def parse_39health(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """39Health KG disease.csv (GB18030) -> one row per triple.
 
@@ -229,7 +228,7 @@ def parse_39health(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[
     return _emit(rows, ctx)
 
 
-@register_source("cmekg", file_format="json", doc="CMeKG-style JSON array of {text, spo_list} -> triples.")
+@register_source("cmekg", file_format="json")
 def parse_cmekg(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """CMeKG-style ``{text, spo_list: [[subject, predicate, object], …]}`` -> one row per triple.
 

@@ -15,7 +15,7 @@ from medcurate.pipeline import (
 from medcurate.sources import read_published_version
 
 
-@register_source_reader("mix_part", doc="Rows of a published version (path NAME@VERSION), tagged as one mixture part.")
+@register_source_reader("mix_part")
 def read_mix_part(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """A published version whose rows keep their provenance and get ``mix_part`` = the source's name.
 
@@ -38,7 +38,7 @@ def _department(value: Any) -> str:
     return "" if text.lower() in ("nan", "none", "null") else text
 
 
-@register_source("cmtmedqa", file_format="json", doc="CMtMedQA (Zhongjing): multi-turn dialogues and safety records.")
+@register_source("cmtmedqa", file_format="json")
 def parse_cmtmedqa(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """CMtMedQA (Zhongjing) dialogues and safety records as conversation rows.
 
@@ -63,8 +63,7 @@ def parse_cmtmedqa(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[
            "sub_department": _strip(record.get("cate2")), "dialogue_id": _strip(record.get("id"))}
 
 
-@register_source("toyhom", file_format="csv", default_encoding="gb18030",
-                 doc="Toyhom Chinese medical dialogue CSV (GBK): department,title,ask,answer -> single turn.")
+@register_source("toyhom", file_format="csv", default_encoding="gb18030")
 def parse_toyhom(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     """Toyhom single-turn QA (GBK CSV): title and question as the user turn, the doctor's answer."""
     ask, title, answer = _strip(record.get("ask")), _strip(record.get("title")), _strip(record.get("answer"))

@@ -171,7 +171,6 @@ def mix(rows: list[Row], ctx: StepContext, parts: dict, total: int | None = None
     if outside:
         ctx.drop(None, "not_in_mix", len(outside))
     rows = [row for row in rows if row["mix_part"] in spec]
-    before_balance = Counter(row["mix_part"] for row in rows)
     scope = turn_scope(turns, spec) if turns else set()
     if turns:
         rows = _balance_turns(rows, turns, scope, rng, ctx)
@@ -194,11 +193,11 @@ def mix(rows: list[Row], ctx: StepContext, parts: dict, total: int | None = None
         for row in mixed:
             _with_system(row, system)
     rng.shuffle(mixed)
-    _record(mixed, spec, available_all, before_balance, by_part, sizes, total, turns, scope, ctx)
+    _record(mixed, spec, available_all, by_part, sizes, total, turns, scope, ctx)
     return mixed
 
 
-def _record(mixed, spec, available_all, before_balance, by_part, sizes, total, turns, scope, ctx: StepContext) -> None:
+def _record(mixed, spec, available_all, by_part, sizes, total, turns, scope, ctx: StepContext) -> None:
     per_part = {}
     for name in spec:
         taken = [row for row in mixed if row["mix_part"] == name]

@@ -172,8 +172,9 @@ def read_mcq_csv(path: Path) -> list[dict[str, str]]:
 
 
 def mcq_prompt(record: dict[str, str]) -> str:
-    options = "\n".join(f"{letter}. {record[letter]}" for letter in CHOICES)
-    return f"以下是单项选择题，请直接给出正确答案的选项。\n\n{record['Question']}\n{options}\n答案："
+    from medcurate.evaluate.items import mcq_prompt as prompt_for
+
+    return prompt_for(record["Question"], [record[letter] for letter in CHOICES])
 
 
 def evaluate_mcq(model, tokenizer, paths: list[Path], limit: int | None = None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from medcurate.lineage import (
     version_link,
     write_lineage,
 )
+from medcurate.train.chat_templates import ChatTemplate, check_training_template, resolve_chat_template
 from medcurate.train.data import load_training_data
 from medcurate.train.quiet import silence_torch_warnings
 from medcurate.train.recipe import apply_overrides, read_recipe, resolve_recipe, trl_arguments, trl_config_class
@@ -130,14 +131,16 @@ def lora_config(recipe: dict[str, Any]):
                       task_type="SEQ_CLS" if recipe["stage"] == "reward" else "CAUSAL_LM")
 
 
-def load_tokenizer(model_path: str | Path):
-    """The base model's tokenizer; it must carry a chat template (medcurate keeps no template registry)."""
+def load_tokenizer(model_path: str | Path, chat_template: ChatTemplate | None = None):
+    """The base model's tokenizer, with ``chat_template`` in place of its own when given."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-    if not tokenizer.chat_template:
-        raise MedcurateError("the tokenizer has no chat_template; add one to tokenizer_config.json "
-                             "(medcurate uses the tokenizer's own template only)", file=str(model_path))
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template.text
+    elif not tokenizer.chat_template:
+        raise MedcurateError("the tokenizer has no chat_template: give --chat-template NAME|FILE "
+                             "(`medcurate train templates` lists the shipped ones)", file=str(model_path))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -192,8 +195,10 @@ class PreparedRun:
 
 def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out: str | Path,
                 store: str | Path | None = None, adapter: str | Path | None = None,
-                overrides: list[str] | None = None) -> PreparedRun:
-    """Resolve the recipe, load and check the data, build the TRL trainer, write the starting lineage."""
+                overrides: list[str] | None = None, chat_template: str | None = None) -> PreparedRun:
+    """Resolve the recipe, load and check the data and the chat template (``chat_template``: a shipped
+    template's name or a Jinja file, default the tokenizer's own), build the TRL trainer, write the
+    starting lineage."""
     silence_torch_warnings()
     import peft
     import torch
@@ -209,14 +214,17 @@ def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out:
     version, train_data, eval_data = load_training_data(data, stage, store, validation=resolved["validation"],
                                                         seed=seed, system_prompt=resolved.get("system_prompt"))
     resolved["_kind"] = version.manifest["kind"]
-    tokenizer = load_tokenizer(model_path)
+    template = resolve_chat_template(chat_template) if chat_template else None
+    tokenizer = load_tokenizer(model_path, template)
+    template = template or ChatTemplate(model_path.name, tokenizer.get_chat_template(), "the model's own")
     device = _device_settings(resolved)
     out = Path(out)
     main_process = is_main_process()
     if main_process and (out / LINEAGE_FILE).exists():
         raise MedcurateError("run directory already holds a run; choose a new --out", file=str(out))
-    out.mkdir(parents=True, exist_ok=True)
     config = build_trl_config(resolved, out, eval_data is not None, device)
+    check_training_template(tokenizer, template, assistant_only=bool(getattr(config, "assistant_only_loss", False)))
+    out.mkdir(parents=True, exist_ok=True)
     quantization = quantization_config(resolved, device)
     peft_config = lora_config(resolved)
     recipe_as_run = resolved_without_private(resolved)
@@ -231,7 +239,8 @@ def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out:
         "recipe": {"source": str(recipe_path), "overrides": list(overrides or []), "resolved": recipe_as_run},
         "base_model": {"path": str(model_path), "config_sha256": base["config_sha256"],
                        "weights_sha256": base["weights"], "merged_from": _merged_from(model_path)},
-        "chat_template_sha256": sha256_text(tokenizer.chat_template),
+        "chat_template": template.describe(),
+        "chat_template_sha256": sha256_text(template.text),
         "init_adapter": str(adapter) if adapter else None,
         "eval_data": _eval_source(version, eval_data, resolved),
         "device": device["device"],
@@ -265,11 +274,12 @@ def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out:
 
 def run_training(stage: str, recipe: str, model_path: str | Path, data: str, out: str | Path,
                  store: str | Path | None = None, adapter: str | Path | None = None,
-                 overrides: list[str] | None = None) -> RunResult:
+                 overrides: list[str] | None = None, chat_template: str | None = None) -> RunResult:
     """Train one stage and write the run directory: weights, lineage.json, metrics.jsonl, recipe.yaml, README.md."""
     from medcurate.train.card import render_model_card
 
-    run = prepare_run(stage, recipe, model_path, data, out, store=store, adapter=adapter, overrides=overrides)
+    run = prepare_run(stage, recipe, model_path, data, out, store=store, adapter=adapter, overrides=overrides,
+                      chat_template=chat_template)
     trainer, lineage = run.trainer, run.lineage
     train_output = trainer.train()
     trainer.save_model(str(run.output_dir))
@@ -375,9 +385,11 @@ def merge_adapter(adapter_or_run: str | Path, out: str | Path) -> Path:
     from transformers import AutoTokenizer
 
     task = resolved.task_type
-    loader = AutoPeftModelForSequenceClassification if task == "SEQ_CLS" else AutoPeftModelForCausalLM
-    extra = {"num_labels": 1} if task == "SEQ_CLS" else {}
-    merged = loader.from_pretrained(str(resolved.adapter_dir), **extra).merge_and_unload()
+    if task == "SEQ_CLS":
+        model = AutoPeftModelForSequenceClassification.from_pretrained(str(resolved.adapter_dir), num_labels=1)
+    else:
+        model = AutoPeftModelForCausalLM.from_pretrained(str(resolved.adapter_dir))
+    merged = model.merge_and_unload()
     out = Path(out)
     merged.save_pretrained(str(out))
     AutoTokenizer.from_pretrained(str(resolved.adapter_dir)).save_pretrained(str(out))

@@ -2,8 +2,8 @@
 
 The model is a randomly initialised Llama-architecture network (hidden 64, 2 layers) and a
 byte-level BPE tokenizer trained on the corpus by ``tokenizers``, with ChatML special tokens
-and a chat template that marks assistant turns with ``{% generation %}`` so TRL can compute
-the loss on answer tokens only. Llama rather than Qwen2: with ``model_type=qwen2``
+and the shipped ``chatml`` template (templates/chat/chatml.jinja), which marks assistant turns
+with ``{% generation %}`` so TRL can compute the loss on answer tokens only. Llama rather than Qwen2: with ``model_type=qwen2``
 ``AutoTokenizer`` swaps in Qwen2's own pre-tokenizer and silently changes the ids.
 """
 from __future__ import annotations
@@ -11,27 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medcurate.errors import MedcurateError
+from medcurate.train.chat_templates import resolve_chat_template
+
+if TYPE_CHECKING:
+    from medcurate.store import Version
 
 IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 SPECIAL_TOKENS = (END_OF_TEXT, IM_START, IM_END)
-
-# ChatML; assistant content and its end marker are the only trainable tokens. No newline after
-# the last turn, so prompt/completion rows and assistant-only masks train on the same tokens.
-CHAT_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{%- if message['role'] == 'assistant' %}"
-    "{{- '<|im_start|>assistant\\n' }}"
-    "{%- generation %}{{- message['content'] + '<|im_end|>' }}{%- endgeneration %}"
-    "{%- if not loop.last %}{{- '\\n' }}{%- endif %}"
-    "{%- else %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
 
 _TEXT_FIELDS = ("instruction", "query", "answer", "prompt", "chosen", "rejected", "input", "diagnosis")
 
@@ -54,7 +43,7 @@ def row_texts(row: dict[str, Any]) -> Iterable[str]:
         yield from (m["content"] for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str))
 
 
-def corpus_texts(ref: str, store: str | Path | None = None) -> list[str]:
+def corpus_texts(ref: str | Version, store: str | Path | None = None) -> list[str]:
     """All texts of a published dataset version (every split)."""
     from medcurate.store import load_rows
 
@@ -78,7 +67,7 @@ def train_tokenizer(texts: list[str], vocab_size: int = 2000):
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=None, eos_token=IM_END,
                                         pad_token=END_OF_TEXT, unk_token=None,
                                         additional_special_tokens=[IM_START])
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = resolve_chat_template("chatml").text
     tokenizer.model_max_length = 2048
     return tokenizer
 

@@ -24,7 +24,7 @@ BOB = ["A", "tie", "tie", "B", "tie", "tie"]
 
 def test_cohen_kappa_matches_hand_computation():
     # p_o = 5/6; p_e = (2*1 + 4*4) / 36 = 1/2; kappa = (5/6 - 1/2) / (1/2) = 2/3
-    assert cohen_kappa(list(zip(ALICE, BOB))) == pytest.approx(2 / 3)
+    assert cohen_kappa(list(zip(ALICE, BOB, strict=True))) == pytest.approx(2 / 3)
 
 
 def test_cohen_kappa_textbook_example():
@@ -35,7 +35,7 @@ def test_cohen_kappa_textbook_example():
 
 def test_krippendorff_alpha_matches_hand_computation():
     # coincidences: A 3, tie 8, B 1 (n = 12); D_o = 2; D_e = (2*3*8 + 2*3*1 + 2*8*1) / 11 = 70/11
-    items = [[a, b] for a, b in zip(ALICE, BOB)]
+    items = [[a, b] for a, b in zip(ALICE, BOB, strict=True)]
     assert krippendorff_alpha_nominal(items) == pytest.approx(1 - 2 / (70 / 11))
 
 
@@ -53,7 +53,7 @@ def test_krippendorff_alpha_with_missing_votes():
 
 def test_fleiss_kappa_matches_hand_computation():
     # m = 2: P_bar = 5/6, P_e = (3^2 + 8^2 + 1^2) / 12^2 = 74/144
-    items = [[a, b] for a, b in zip(ALICE, BOB)]
+    items = [[a, b] for a, b in zip(ALICE, BOB, strict=True)]
     expected = (5 / 6 - 74 / 144) / (1 - 74 / 144)
     assert fleiss_kappa(items) == pytest.approx(expected)
     assert fleiss_kappa([["a", "b"], ["a", "a", "b"]]) is None  # needs a constant number of raters
@@ -76,7 +76,7 @@ def test_raw_agreement_and_degenerate_cases():
 
 
 def test_agreement_summary_picks_the_statistics_that_apply():
-    two = [[("x", a), ("y", b)] for a, b in zip(ALICE, BOB)]
+    two = [[("x", a), ("y", b)] for a, b in zip(ALICE, BOB, strict=True)]
     summary = agreement_summary(two)
     assert summary["items"] == 6 and summary["annotators"] == 2
     assert summary["cohen_kappa"] == pytest.approx(0.6667)

@@ -106,14 +106,14 @@ def test_pairwise_spf_loop(server, label_studio, tmp_path, flaky_proxy):
     tasks = tasks_by_unit(server, project_id)
     units = {unit["item_id"]: unit_id for unit_id, unit in state["units"].items()}
     for item, votes in list(VOTES.items())[:3]:
-        for email, judgements in zip((ALICE, BOB), votes):
+        for email, judgements in zip((ALICE, BOB), votes, strict=True):
             annotate(server, tasks[units[item]], email, "pairwise", judgements)
 
     first = pull(server, workdir=workdir)
     assert first.new_annotations == 6 and first.queued == 0
 
     for item, votes in list(VOTES.items())[3:]:
-        for email, judgements in zip((ALICE, BOB), votes):
+        for email, judgements in zip((ALICE, BOB), votes, strict=True):
             annotate(server, tasks[units[item]], email, "pairwise", judgements)
 
     # A pull that dies half-way (the server answers 503 from the 5th request on) ...
@@ -249,7 +249,7 @@ def test_binary_feedback_pairs_and_judge_predictions(server, tmp_path, openai_en
             "b1:c2": ("acceptable", "unacceptable"), "b2:c0": ("acceptable", "acceptable"),
             "b2:c1": ("acceptable", "acceptable")}
     for unit_id, values in plan.items():
-        for email, value in zip((ALICE, BOB), values):
+        for email, value in zip((ALICE, BOB), values, strict=True):
             annotate(server, tasks[unit_id], email, "binary", {"acceptability": value})
     pulled = pull(server, workdir=workdir)
     stats = pulled.report["agreement"]["acceptability"]

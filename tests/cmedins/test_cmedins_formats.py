@@ -1,12 +1,14 @@
 """Every task's answer renderer and parser agree: parse(render(gold)) == gold."""
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from medcurate.cmedins.formats import REPORT_SECTIONS, TASKS, Unrenderable, parse, render
 from medcurate.cmedins.steps import load_templates
 
-GOLDS = {
+GOLDS: dict[str, list[dict[str, Any]]] = {
     "cdee": [{"events": [{"core_name": "食欲", "tendency": "", "character": ["正常"], "anatomy_list": []},
                          {"core_name": "疼痛", "tendency": "否定", "character": [], "anatomy_list": ["右下腹", "脐周"]},
                          {"core_name": "结节", "tendency": "不确定", "character": ["第 3 级：中度"], "anatomy_list": []}]},

@@ -20,8 +20,15 @@ from tests.annotate.conftest import LocalChatCompletionsHandler, openai_endpoint
 from tests.conftest import REPO, run_medcurate
 
 SAMPLE = REPO / "examples" / "data" / "ehr_sample.jsonl"
-NAMES = {re.match(r"患者(\w{2,3}?)，", json.loads(line)["现病史"]).group(1)
-         for line in SAMPLE.read_text(encoding="utf-8").splitlines()}
+
+
+def _patient_name(line: str) -> str:
+    match = re.match(r"患者(\w{2,3}?)，", json.loads(line)["现病史"])
+    assert match, "every sample note starts with the patient's name"
+    return match.group(1)
+
+
+NAMES = {_patient_name(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()}
 RAW_KEYS = {json.loads(line)["患者ID"] for line in SAMPLE.read_text(encoding="utf-8").splitlines()}
 MAPPING = {"diagnosis": "出院诊断", "patient_id": "患者ID"}
 

@@ -30,6 +30,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _field(prompt: str, label: str) -> str:
+    """The text after ``label:`` on its line of the prompt (the prompts the steps write always have it)."""
+    match = re.search(rf"{label}: (.*)", prompt)
+    assert match, f"the prompt has no {label} line"
+    return match.group(1).strip()
+
+
 def scripted_answer(prompt: str, seed: int) -> str:
     """What a well-behaved model would say to each medcurate template, decided by the prompt."""
     if '"decision"' in prompt:
@@ -45,20 +52,20 @@ def scripted_answer(prompt: str, seed: int) -> str:
                               ensure_ascii=False)
         return '{"decision": "keep", "reason": "other", "note": ""}'
     if '"qa"' in prompt:
-        section = re.search(r"Section: (.*)", prompt).group(1).strip()
+        section = _field(prompt, "Section")
         body = prompt.split(f"Section: {section}", 1)[1].split("只输出 JSON")[0].strip()
         first = re.split(r"[。\n]", body)[0]
         return json.dumps({"qa": [{"question": f"关于{section}，说明书怎么说？", "answer": first + "。"},
                                   {"question": f"{section}的要点是什么？", "answer": body[:40]}]}, ensure_ascii=False)
     if '"dialogue"' in prompt:
-        complaint = re.search(r"Chief complaint: (.*)", prompt).group(1).strip()
+        complaint = _field(prompt, "Chief complaint")
         return json.dumps({"dialogue": [
             {"role": "patient", "content": f"医生您好，我{complaint}。"},
             {"role": "doctor", "content": "这种情况持续多久了？还有别的不舒服吗？"},
             {"role": "patient", "content": "没有别的症状。"},
             {"role": "doctor", "content": f"建议先到{'医院'}做相关检查，注意休息。"}]}, ensure_ascii=False)
     if '"distractors"' in prompt:
-        answer = re.search(r"Correct answer: (.*)", prompt).group(1).strip()
+        answer = _field(prompt, "Correct answer")
         if "二甲双胍" in answer and seed % 2 == 1:      # first try repeats the answer and itself
             return json.dumps({"distractors": ["二甲双胍。", "格列本脲", "格列本脲", "阿卡波糖"]}, ensure_ascii=False)
         if "3天" in answer:                                # never enough distinct distractors

@@ -4,6 +4,7 @@ never reach a non-loopback endpoint."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ CLEAN_PROMPT = 'Record (JSON):\n{"answer": "多休息"}\n{"decision": "keep|fix|
 
 
 def engine_for(url: str, tmp_path, **overrides) -> LLMEngine:
-    settings = dict(base_url=url, model="scripted", concurrency=1, timeout=0.5, attempts=3, backoff=0.01)
+    settings: dict[str, Any] = dict(base_url=url, model="scripted", concurrency=1, timeout=0.5, attempts=3, backoff=0.01)
     settings.update(overrides)
     return LLMEngine(EndpointSettings(**settings), ResponseCache(tmp_path / "cache"))
 

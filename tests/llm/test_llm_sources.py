@@ -5,16 +5,19 @@ from collections import Counter
 from pathlib import Path
 
 from medcurate.llm.sources import guideline_chunks, parse_label_text, split_long
-from medcurate.pipeline import CardContributions, SourceSpec, StepContext, get_source_format
+from medcurate.pipeline import CardContributions, Reject, SourceSpec, StepContext, get_source_format
 
 DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
 
 
 def read(fmt: str, path: Path, tmp_path, **options):
-    ctx = StepContext(f"source:{fmt}", base_dir=DATA, store=tmp_path, seed=0, rejects=(rejects := []),
+    rejects: list[Reject] = []
+    ctx = StepContext(f"source:{fmt}", base_dir=DATA, store=tmp_path, seed=0, rejects=rejects,
                       card=CardContributions())
     spec = SourceSpec(name=fmt, path=str(path), format=fmt, options=options)
-    rows = list(get_source_format(fmt).reader(spec, ctx))
+    reader = get_source_format(fmt).reader
+    assert reader is not None, f"{fmt} is read whole, not record by record"
+    rows = list(reader(spec, ctx))
     return rows, rejects, ctx
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,7 +122,7 @@ def test_failing_calls_become_rejects_and_prices_give_a_cost(endpoint_env, store
 
 
 def ehr_consultation_recipe(base_url: str, public_reason: str | None = None) -> dict:
-    step = {"endpoint": {"base_url": base_url, "model": "m", "attempts": 1}}
+    step: dict[str, Any] = {"endpoint": {"base_url": base_url, "model": "m", "attempts": 1}}
     if public_reason:
         step["public_reason"] = public_reason
     return {"name": "ehr-consult", "kind": "conversation",

@@ -120,6 +120,7 @@ def test_diff_names_changed_sources_and_rows(tmp_path):
     data.write_text(json.dumps(row, ensure_ascii=False) + "\n" + json.dumps(dict(row, answer="答二"), ensure_ascii=False)
                     + "\n", encoding="utf-8")
     second = build(recipe_from_dict(recipe), store=tmp_path / "s").version
+    assert second.ref != first.ref
     text = run_medcurate("datasets", "diff", first.ref, "d@latest", "--store", str(tmp_path / "s"), check=True).stdout
     assert "source a: content changed" in text
     assert "split train: 1 -> 2 rows (+1 added, -0 removed, 1 kept)" in text

@@ -19,7 +19,7 @@ def test_answer_mask_selects_each_assistant_turn(train_world):
     _, tokenizer = load_model_for_eval(train_world["model"])
     ids, mask = answer_mask(tokenizer, CONVERSATIONS[0])
     answers = [m["content"] for m in CONVERSATIONS[0] if m["role"] == "assistant"]
-    assert tokenizer.decode([t for t, keep in zip(ids, mask) if keep]) == "".join(a + "<|im_end|>" for a in answers)
+    assert tokenizer.decode([t for t, keep in zip(ids, mask, strict=True) if keep]) == "".join(a + "<|im_end|>" for a in answers)
 
 
 def test_trained_adapter_lowers_the_answer_loss(train_world, tmp_path):

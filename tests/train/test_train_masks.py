@@ -16,7 +16,7 @@ def _expected_labels(tokenizer, text: str, answer_spans: list[tuple[int, int]]):
     """Ids of ``text`` and the labels a correct mask gives: the id inside an answer span, -100 outside."""
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     labels = []
-    for token_id, (start, end) in zip(encoded["input_ids"], encoded["offset_mapping"]):
+    for token_id, (start, end) in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True):
         inside = any(span_start <= start and end <= span_end for span_start, span_end in answer_spans)
         labels.append(token_id if inside else IGNORE)
     return encoded["input_ids"], labels
@@ -52,7 +52,7 @@ def test_multi_turn_labels_cover_assistant_turns_only(train_world, tmp_path):
 
     input_ids, labels = _first_collated(run, index)
     assert input_ids == expected_ids
-    for position, (got, want) in enumerate(zip(labels, expected_labels)):
+    for position, (got, want) in enumerate(zip(labels, expected_labels, strict=True)):
         assert got == want, f"token {position} ({run.tokenizer.decode([input_ids[position]])!r}): {got} != {want}"
     trained = [token for token in labels if token != IGNORE]
     assert run.tokenizer.decode(trained) == "".join(answer + "<|im_end|>" for answer in answers)

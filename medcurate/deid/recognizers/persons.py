@@ -58,12 +58,12 @@ def _name_before_title(text: str, title_start: int) -> tuple[int, float] | None:
         if last in SINGLE_SURNAMES and not (start > 0 and text[start - 1] in "主副科院室部处护军医技药教讲总"):
             return start, 0.7
         return None
-    if 2 <= len(last) <= 4 and _name_length(text, start, labelled=True) == len(last) and not _is_common_word(last):
+    if 2 <= len(last) <= 4 and _name_length(text, start) == len(last) and not _is_common_word(last):
         return start, 0.85
     return None
 
 
-def _name_length(text: str, start: int, labelled: bool) -> int:
+def _name_length(text: str, start: int) -> int:
     """How many characters from ``start`` form a name, or 0 when none fits.
 
     A name is a surname (compound first) plus one or two given-name characters that are
@@ -121,7 +121,7 @@ class PersonRecognizer(Recognizer):
         seen: set[tuple[int, int]] = set()
         for match in self._labels.finditer(text):
             start = match.end()
-            length = _name_length(text, start, labelled=True)
+            length = _name_length(text, start)
             weak = match.group().strip() in self._weak_labels
             if length and weak and _is_common_word(text[start:start + length]):
                 continue
@@ -130,7 +130,7 @@ class PersonRecognizer(Recognizer):
                 yield self.span(start, start + length, 0.92)
         for match in self._start.finditer(text):
             start = match.start("name")
-            length = _name_length(text, start, labelled=False)
+            length = _name_length(text, start)
             if not length or (start, start + length) in seen:
                 continue
             end = start + length
