@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -40,11 +39,13 @@ from medcurate.train.runner import (
     _device_settings,
     _trainable_to_float32,
     build_trl_config,
+    dataset_summary,
     is_main_process,
     load_tokenizer,
     prepare_recipe,
     quantization_config,
     resolved_without_private,
+    run_environment,
     sha256_text,
 )
 
@@ -65,19 +66,6 @@ def _adapter_base(adapter_dir: Path) -> Path:
         raise MedcurateError("the adapter's base model folder is missing (adapter_config.json "
                              "base_model_name_or_path)", file=str(adapter_dir))
     return Path(base)
-
-
-def files_sha256(folder: Path) -> str:
-    """One sha256 over every file of a folder (names and bytes), so a changed adapter is noticed."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\0")
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def check_reward_run(reward: str | Path) -> tuple[Path, dict[str, Any] | None]:
@@ -143,7 +131,7 @@ def _policy(model_path: Path, adapter_dir: Path, config, quantization):
 
 
 def _linked_run(adapter_dir: Path, lineage: dict[str, Any] | None) -> dict[str, Any]:
-    link: dict[str, Any] = {"adapter": str(adapter_dir.resolve()), "adapter_sha256": files_sha256(adapter_dir)}
+    link: dict[str, Any] = {"adapter": str(adapter_dir.resolve()), "adapter_sha256": weight_files_sha256(adapter_dir)}
     if lineage:
         link.update(run=str((adapter_dir.parent if adapter_dir.name == ADAPTER_DIR else adapter_dir).resolve()),
                     stage=lineage.get("stage"), dataset=lineage.get("dataset"),
@@ -154,10 +142,7 @@ def _linked_run(adapter_dir: Path, lineage: dict[str, Any] | None) -> dict[str, 
 def run_rl(recipe: str, model_path: str | Path, adapter: str | Path, reward: str | Path, data: str,
            out: str | Path, store: str | Path | None = None, overrides: list[str] | None = None) -> RunResult:
     """Online RL on the prompts of a version; every input is checked before any model loads."""
-    import peft
     import torch
-    import transformers
-    import trl
     from trl import RLOOTrainer
 
     from medcurate.train.card import render_model_card
@@ -196,23 +181,14 @@ def run_rl(recipe: str, model_path: str | Path, adapter: str | Path, reward: str
         "stage": "rl",
         "algorithm": "rloo",
         "reference": REFERENCE,
-        "dataset": {"ref": version.ref, "name": version.name, "version": version.version,
-                    "kind": version.manifest["kind"], "manifest_sha256": version.manifest_sha256(),
-                    "train_rows": len(prompts), "eval_rows": 0},
+        "dataset": dataset_summary(version, len(prompts), 0),
         "sft_run": _linked_run(adapter_dir, sft_lineage),
         "reward_run": _linked_run(reward_dir, reward_lineage),
         "recipe": {"source": str(recipe_path), "overrides": list(overrides or []), "resolved": recipe_as_run},
         "base_model": {"path": str(model_path), "config_sha256": config_sha256(model_path)},
         "chat_template_sha256": sha256_text(tokenizer.chat_template),
         "init_adapter": str(adapter_dir.resolve()),
-        "device": device["device"],
-        "precision": device["compute_dtype"],
-        "effective_batch_size": config.per_device_train_batch_size * config.gradient_accumulation_steps
-        * int(os.environ.get("WORLD_SIZE", "1")),
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
-                     "peft": peft.__version__},
-        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "status": "running",
+        **run_environment(config, device),
     }
     if is_main_process():
         import yaml

@@ -193,6 +193,27 @@ class PreparedRun:
     output_dir: Path
 
 
+def dataset_summary(version, train_rows: int, eval_rows: int) -> dict[str, Any]:
+    """The dataset part of a run's lineage: which version, its manifest hash, rows used."""
+    return {"ref": version.ref, "name": version.name, "version": version.version, "kind": version.manifest["kind"],
+            "manifest_sha256": version.manifest_sha256(), "train_rows": train_rows, "eval_rows": eval_rows}
+
+
+def run_environment(config, device: dict[str, Any]) -> dict[str, Any]:
+    """Where and with what a run trained: device, precision, effective batch, library versions."""
+    import peft
+    import torch
+    import transformers
+    import trl
+
+    return {"device": device["device"], "precision": device["compute_dtype"],
+            "effective_batch_size": config.per_device_train_batch_size * config.gradient_accumulation_steps
+            * int(os.environ.get("WORLD_SIZE", "1")),
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                         "trl": trl.__version__, "peft": peft.__version__},
+            "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "status": "running"}
+
+
 def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out: str | Path,
                 store: str | Path | None = None, adapter: str | Path | None = None,
                 overrides: list[str] | None = None, chat_template: str | None = None) -> PreparedRun:
@@ -200,10 +221,6 @@ def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out:
     template's name or a Jinja file, default the tokenizer's own), build the TRL trainer, write the
     starting lineage."""
     silence_torch_warnings()
-    import peft
-    import torch
-    import transformers
-    import trl
 
     resolved, recipe_path = prepare_recipe(stage, recipe, overrides)
     model_path = Path(model_path).resolve()
@@ -233,9 +250,7 @@ def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out:
     lineage: dict[str, Any] = {
         **record("training_run", inputs, run_id=f"{stage}-{uuid.uuid4().hex[:12]}"),
         "stage": stage,
-        "dataset": {"ref": version.ref, "name": version.name, "version": version.version,
-                    "kind": version.manifest["kind"], "manifest_sha256": version.manifest_sha256(),
-                    "train_rows": len(train_data), "eval_rows": len(eval_data) if eval_data is not None else 0},
+        "dataset": dataset_summary(version, len(train_data), len(eval_data) if eval_data is not None else 0),
         "recipe": {"source": str(recipe_path), "overrides": list(overrides or []), "resolved": recipe_as_run},
         "base_model": {"path": str(model_path), "config_sha256": base["config_sha256"],
                        "weights_sha256": base["weights"], "merged_from": _merged_from(model_path)},
@@ -243,14 +258,7 @@ def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out:
         "chat_template_sha256": sha256_text(template.text),
         "init_adapter": str(adapter) if adapter else None,
         "eval_data": _eval_source(version, eval_data, resolved),
-        "device": device["device"],
-        "precision": device["compute_dtype"],
-        "effective_batch_size": config.per_device_train_batch_size * config.gradient_accumulation_steps
-        * int(os.environ.get("WORLD_SIZE", "1")),
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
-                     "peft": peft.__version__},
-        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "status": "running",
+        **run_environment(config, device),
     }
     if main_process:
         (out / "recipe.yaml").write_text(yaml.safe_dump(recipe_as_run, allow_unicode=True, sort_keys=True),
