@@ -22,6 +22,7 @@ from medcurate.engines.local import (
     StreamingBuild,
 )
 from medcurate.errors import MedcurateError
+from medcurate.pipeline import SourceSpec
 from medcurate.recipe import Recipe, recipe_from_dict
 from medcurate.store import Version, store_path
 
@@ -68,7 +69,26 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
         version = StreamingBuild(recipe, store_path(store), progress or _NoProgress, options, executor).run()
     finally:
         executor.close()
+    write_version_lineage(version, recipe, recipe.sources, store_path(store))
     return BuildResult(version, version.manifest)
+
+
+def write_version_lineage(version: Version, recipe: Recipe, sources: list[SourceSpec], store: Path) -> None:
+    """``lineage.json`` beside the manifest: every source by absolute path and sha256, or by the
+    version id it read. Not one of the hashed files: it names local paths, the version id must not."""
+    from medcurate.lineage import file_link, record, version_link, write_lineage
+    from medcurate.store import resolve
+
+    inputs: list[dict[str, Any]] = []
+    for spec in sources:
+        if spec.resolved_ref:
+            inputs.append(version_link(resolve(spec.resolved_ref, store), store))
+        elif spec.resolved_path is not None and spec.resolved_path.is_file():
+            inputs.append(file_link(spec.resolved_path))
+        inputs.extend(spec.lineage_inputs)
+    write_lineage(version.path, record("dataset_version", inputs, ref=version.ref,
+                                       manifest_sha256=version.manifest_sha256(), recipe_origin=recipe.origin,
+                                       recipe=version.manifest.get("recipe")))
 
 
 def build_mapping(mapping: dict[str, Any], *, origin: str, store: str | Path | None = None,

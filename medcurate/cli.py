@@ -29,6 +29,7 @@ LAZY_COMMANDS = {
     "train": "medcurate.train.cli:train",
     "model": "medcurate.train.cli:model",
     "evaluate": "medcurate.evaluate.cli:evaluate",
+    "lineage": "medcurate.lineage_cli:lineage_command",
 }
 
 

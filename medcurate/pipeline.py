@@ -309,6 +309,9 @@ class SourceSpec:
     options: dict[str, Any] = field(default_factory=dict)
     resolved_path: Path | None = None
     sha256: str | None = None
+    # what the source really read, for lineage: a version id (never @latest) or linked artifacts
+    resolved_ref: str | None = None
+    lineage_inputs: list[dict[str, Any]] = field(default_factory=list)
 
 
 PublishCheck = Callable[[list[Row]], None]

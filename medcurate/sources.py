@@ -71,6 +71,7 @@ def read_published_version(spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
 
     version = resolve(spec.path, store=ctx.store)
     spec.sha256 = version.manifest_sha256()
+    spec.resolved_ref = version.ref
     splits = spec.options.get("splits")
     for split, rows in load_rows(version, store=ctx.store).items():
         if splits and split not in splits:

@@ -47,7 +47,8 @@ def annotate():
 @click.option("--prompts", required=True, help="Published prompts, NAME@VERSION (instruction, conversation or preference).")
 @click.option("--k", "k", default=2, show_default=True, type=click.IntRange(2, 16), help="Answers per prompt.")
 @click.option("--model", required=True, help="A local model folder, or the model name at --base-url.")
-@click.option("--adapter", default=None, type=click.Path(file_okay=False), help="LoRA adapter folder (local models).")
+@click.option("--adapter", default=None, type=click.Path(exists=True, file_okay=False),
+              help="A run directory or its adapter folder (local models).")
 @click.option("--base-url", default=None, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Env var holding the endpoint's key.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Candidates JSONL to write.")
@@ -71,12 +72,15 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
         local_generator,
         make_items,
         openai_generator,
+        write_candidates_lineage,
         write_items,
     )
+    from medcurate.lineage import resolve_adapter
 
     settings = SamplingSettings(backend="openai" if base_url else "local", model=model, k=k,
                                 temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
-                                adapter=adapter, base_url=base_url)
+                                adapter=str(resolve_adapter(adapter).adapter_dir) if adapter else None,
+                                base_url=base_url)
     items = load_prompts(prompts, store, split, limit)
     from medcurate.privacy import require_safe_endpoint
 
@@ -86,6 +90,7 @@ def sample_command(prompts, k, model, adapter, base_url, api_key_env, out, split
                                  allow_unscreened=allow_unscreened) if base_url else local_generator(settings))
     sampled = list(make_items(items, generate, settings, near_duplicate))
     written = write_items(Path(out), sampled)
+    write_candidates_lineage(Path(out), sampled, settings, store)
     flagged = sum(len(item["near_duplicates"]) for item in sampled)
     say(f"{written} prompts x {k} answers from {settings.backend} model; "
                   f"{flagged} near-duplicate pair(s) flagged -> {out}")

@@ -88,3 +88,13 @@ def adjudication_status(workdir: Path, state: dict[str, Any], annotations: dict[
     queued = (state.get("adjudication") or {}).get("queued") or {}
     return {"queued_units": len(queued), "decided_judgements": len(decisions),
             "open_units": len(disputed_units(state, annotations, decisions, min_votes))}
+
+
+def write_report(workdir: Path, state: dict[str, Any], annotations: dict[Any, dict[str, Any]],
+                 min_votes: int) -> dict[str, Any]:
+    """report.json / report.md from the annotations and decisions as they are now (pull and resolve)."""
+    report = agreement_report(state, annotations)
+    report["adjudication"] = adjudication_status(workdir, state, annotations, min_votes)
+    (workdir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    (workdir / "report.md").write_text(report_markdown(report), encoding="utf-8")
+    return report

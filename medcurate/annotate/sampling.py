@@ -21,6 +21,8 @@ from typing import Any
 
 from medcurate.conversion import prompt_messages, prompt_of
 from medcurate.errors import MedcurateError
+from medcurate.lineage import model_link, record, resolve_adapter, version_link, write_lineage
+from medcurate.readers import file_sha256
 from medcurate.schemas import canonical_json
 
 
@@ -127,17 +129,19 @@ def local_generator(settings: SamplingSettings) -> Callable[[list[dict[str, str]
     model_path = Path(settings.model)
     if not model_path.is_dir():
         raise MedcurateError("model folder not found", file=settings.model, field="model")
-    if settings.adapter and not Path(settings.adapter).is_dir():
-        raise MedcurateError("adapter folder not found", file=settings.adapter, field="adapter")
+    adapter = resolve_adapter(settings.adapter).adapter_dir if settings.adapter else None
+    from medcurate.train.quiet import silence_torch_warnings
+
+    silence_torch_warnings()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     base = AutoModelForCausalLM.from_pretrained(model_path)
-    if settings.adapter:
+    if adapter is not None:
         from peft import PeftModel
 
-        model: Any = PeftModel.from_pretrained(base, settings.adapter)  # generate() on base or adapter alike
+        model: Any = PeftModel.from_pretrained(base, str(adapter))  # generate() on base or adapter alike
     else:
         model = base
     model.eval()
@@ -161,6 +165,28 @@ def local_generator(settings: SamplingSettings) -> Callable[[list[dict[str, str]
 
     return generate
 
+
+def write_candidates_lineage(path: Path, items: list[dict[str, Any]], settings: SamplingSettings,
+                             store: str | Path | None) -> Path:
+    """``FILE.lineage.json``: the prompt versions, and the model and adapter that sampled (by hash),
+    or the endpoint and model name (nothing to hash there)."""
+    from medcurate.store import resolve
+
+    prompt_versions = sorted({item["prompt_source"]["dataset"] for item in items if item.get("prompt_source")})
+    inputs = [version_link(resolve(ref, store), store) for ref in prompt_versions]
+    sampler: dict[str, Any] = {"backend": settings.backend, "model": settings.model, "adapter": None}
+    if settings.backend == "local":
+        inputs.append(model_link(settings.model))
+        sampler["model"] = str(Path(settings.model).resolve())
+        if settings.adapter:
+            adapter = resolve_adapter(settings.adapter)
+            inputs.append(adapter.link())
+            sampler["adapter"] = str(adapter.adapter_dir)
+            sampler["adapter_run"] = str(adapter.run_dir) if adapter.run_dir else None
+    else:
+        sampler["endpoint"] = settings.base_url
+    return write_lineage(path, record("candidates", inputs, prompt_versions=prompt_versions, sampler=sampler,
+                                      sampling=settings.to_dict(), sha256=file_sha256(path)))
 
 def write_items(path: Path, items: Iterable[dict[str, Any]]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)

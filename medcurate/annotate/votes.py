@@ -102,17 +102,39 @@ def disputed_units(state: dict[str, Any], annotations: dict[Any, dict[str, Any]]
             continue
         decided = {key: d["value"] for (u, key), d in decisions.items() if u == unit_id}
         resolved = resolve_unit(state["kind"], unit, records, decided, min_votes)
-        open_keys = {key: r for key, r in resolved.items()
-                     if key in decision_keys(state["kind"], unit) and r.status in ("disputed", "too_few_votes")}
+        open_keys = unsettled_judgements(state["kind"], unit, resolved)
         if open_keys:
             disputed[unit_id] = open_keys
     return disputed
 
 
+def unsettled_judgements(kind: str, unit: dict[str, Any], resolved: dict[str, Resolution]) -> dict[str, Resolution]:
+    """The deciding judgements the expert must settle. Pairwise SPF is lexicographic: once a
+    criterion is resolved to a winner, the later criteria cannot change the pair, so a unit with
+    safety agreed on ``A`` is settled however professionalism and fluency were voted; an open
+    criterion after resolved ties is asked together with the open ones after it."""
+    is_open = {key: r.status in ("disputed", "too_few_votes") for key, r in resolved.items()}
+    if kind != "pairwise":
+        return {key: resolved[key] for key in decision_keys(kind, unit) if is_open.get(key)}
+    for position, criterion in enumerate(SPF_CRITERIA):
+        if is_open.get(criterion):
+            return {key: resolved[key] for key in SPF_CRITERIA[position:] if is_open.get(key)}
+        if resolved[criterion].value != "tie":
+            return {}
+    return {}
+
+
 def describe_dispute(open_keys: dict[str, Resolution]) -> str:
-    parts = []
-    for key, resolution in open_keys.items():
-        votes = ", ".join(f"{value}: {count}" for value, count in resolution.votes.items()) or "no votes"
-        label = key.replace("order:", "order of ").replace("|", " vs ")
-        parts.append(f"{label} ({votes})")
-    return "分歧 / Disputed: " + "; ".join(parts)
+    """The note on an adjudication task: annotators who differ are a dispute; a judgement that
+    lacks votes (someone skipped it) is named as such, not as a dispute."""
+    lines = []
+    for status, heading in (("disputed", "分歧 / Disputed"), ("too_few_votes", "票数不足 / Too few votes")):
+        parts = []
+        for key, resolution in open_keys.items():
+            if resolution.status != status:
+                continue
+            votes = ", ".join(f"{value}: {count}" for value, count in resolution.votes.items()) or "no votes"
+            parts.append(f"{key.replace('order:', 'order of ').replace('|', ' vs ')} ({votes})")
+        if parts:
+            lines.append(f"{heading}: " + "; ".join(parts))
+    return " | ".join(lines)

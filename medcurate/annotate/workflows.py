@@ -20,7 +20,7 @@ from medcurate.annotate.configs import (
     project_kind,
     read_annotation_file,
 )
-from medcurate.annotate.reports import adjudication_status, agreement_report, report_markdown
+from medcurate.annotate.reports import write_report
 from medcurate.annotate.server import LabelStudioServer
 from medcurate.annotate.units import assign_annotators, plan_units, read_candidates, task_data
 from medcurate.annotate.votes import describe_dispute, disputed_units
@@ -35,6 +35,7 @@ from medcurate.annotate.workdir import (
     save_state,
 )
 from medcurate.errors import MedcurateError
+from medcurate.readers import file_sha256
 
 IMPORT_BATCH = 200
 
@@ -89,7 +90,7 @@ def push(server: LabelStudioServer, *, workdir: Path, candidates: Path, kind: st
     state = {
         "kind": kind, "server_url": server.url, "project_id": project_id, "title": title,
         "config_file": spec.config_file, "config_sha256": config_sha256(label_config),
-        "candidates_file": str(candidates), "overlap": overlap, "seed": seed,
+        "candidates_file": str(candidates.resolve()), "candidates_sha256": file_sha256(candidates), "overlap": overlap, "seed": seed,
         "annotators": annotators, "annotator_ids": {email: annotator_hash(email) for email in annotators},
         "units": {u["unit_id"]: u for u in plan.units}, "assignment": assignment,
         "skipped_near_duplicates": plan.skipped_near_duplicates,
@@ -174,12 +175,8 @@ def pull(server: LabelStudioServer, *, workdir: Path, min_votes: int = 2, expert
                               "updated_at": annotation.get("updated_at")})
         new += append_jsonl(log, fresh)
     annotations = read_jsonl_latest(log, key=lambda r: r["annotation_id"])
-    report = agreement_report(state, annotations)
     queued, expert_project = queue_disagreements(server, workdir, state, annotations, min_votes, expert)
-    report["adjudication"] = adjudication_status(workdir, state, annotations, min_votes)
-    (workdir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    (workdir / "report.md").write_text(report_markdown(report), encoding="utf-8")
-    return PullResult(new, report, queued, expert_project)
+    return PullResult(new, write_report(workdir, state, annotations, min_votes), queued, expert_project)
 
 
 def queue_disagreements(server: LabelStudioServer, workdir: Path, state: dict[str, Any],
@@ -266,6 +263,6 @@ def resolve(server: LabelStudioServer, *, workdir: Path, min_votes: int = 2) -> 
                     decision["texts"] = texts          # a review expert's own edit and reason
                 decided.append(decision)
     append_jsonl(workdir / DECISIONS_FILE, decided)
-    annotations = read_jsonl_latest(workdir / ANNOTATIONS_FILE, key=lambda r: r["annotation_id"])
-    status = adjudication_status(workdir, state, annotations, min_votes)
-    return ResolveResult(len(decided), dict(unanswered), status["open_units"])
+    pulled = read_jsonl_latest(workdir / ANNOTATIONS_FILE, key=lambda r: r["annotation_id"])
+    report = write_report(workdir, state, pulled, min_votes)
+    return ResolveResult(len(decided), dict(unanswered), report["adjudication"]["open_units"])

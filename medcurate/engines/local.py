@@ -314,6 +314,8 @@ class StreamingBuild:
                     yield batch
                     batch = []
             meta.update({"sha256": spec.sha256, "records": stage.ctx.ledger.rows_in, "rows": stage.ctx.ledger.rows_out})
+            if spec.resolved_ref:    # a version read as NAME@latest is recorded by the id it resolved to
+                meta.update(file=spec.resolved_ref, version=spec.resolved_ref)
             self.sources_meta.append(meta)
         if batch:
             yield batch

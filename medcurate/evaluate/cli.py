@@ -10,6 +10,8 @@ import json
 import click
 
 from medcurate.console import console, store_option
+from medcurate.errors import MedcurateError
+from medcurate.train.quiet import silence_torch_warnings
 
 
 def _print_json(result: dict, out_file: str | None = None) -> None:
@@ -26,12 +28,14 @@ _ALLOW_REMOTE = click.option("--allow-unscreened-text-to-remote-endpoint", "allo
 
 @click.group("evaluate")
 def evaluate():
-    """Evaluate models on held-out versions: generate, score, judge pairwise, report the papers' tables."""
+    """Evaluate models on held-out versions: generate, score, judge pairwise, report the papers' tables;
+    quick loss / mcq checks and reward-model pairwise accuracy."""
+    silence_torch_warnings()
 
 
 def _local_model_options(function):
     function = click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
-                            help="Also write the result as JSON here.")(function)
+                            help="Also write the result as JSON here (and its lineage beside it).")(function)
     function = click.option("--limit", type=int, default=None, help="Only the first N rows / questions.")(function)
     function = click.option("--adapter", type=click.Path(exists=True, file_okay=False), default=None,
                             help="A run directory or adapter folder to apply to the model.")(function)
@@ -155,17 +159,38 @@ def report_command(eval_dirs, out_dir, font):
     console.print(f"report written to {path}")
 
 
+def _report(result: dict, out_file: str | None, inputs: list[dict]) -> None:
+    """Print the result; with --out also write it (folders created) and its lineage record."""
+    import json
+    from pathlib import Path
+
+    text = json.dumps(result, ensure_ascii=False, indent=2, sort_keys=True)
+    click.echo(text)
+    if out_file:
+        from medcurate.lineage import record, write_lineage
+
+        out = Path(out_file)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+        write_lineage(out, record("evaluation", inputs, model_evaluated=result["model"]["path"],
+                                  adapter=result["model"]["adapter"], metric=result.get("metric")))
+
+
 @evaluate.command("loss")
 @_local_model_options
 @click.option("--data", required=True, metavar="NAME@VERSION", help="Dataset version from the store.")
-@click.option("--split", default="validation", show_default=True)
+@click.option("--split", default=None, help="Split to score [default: validation, else test].")
 @store_option
 def evaluate_loss(model_path, adapter, limit, out_file, data, split, store):
     """Answer-token loss and perplexity (preference rows: how often chosen beats rejected)."""
-    from medcurate.train.evaluate import evaluate_split, load_model_for_eval
+    from medcurate.lineage import version_link
+    from medcurate.train.evaluate import evaluate_split, load_model_for_eval, model_evaluated, model_links, pick_split
 
+    version, split = pick_split(data, split, store)
     model_, tokenizer = load_model_for_eval(model_path, adapter)
-    _print_json(evaluate_split(model_, tokenizer, data, split, store=store, limit=limit), out_file)
+    result = evaluate_split(model_, tokenizer, version.ref, split, store=store, limit=limit)
+    result.update(metric="loss", model=model_evaluated(model_path, adapter))
+    _report(result, out_file, [*model_links(model_path, adapter), version_link(version, store)])
 
 
 @evaluate.command("mcq")
@@ -173,8 +198,44 @@ def evaluate_loss(model_path, adapter, limit, out_file, data, split, store):
 @click.option("--csv", "csv_path", required=True, type=click.Path(exists=True),
               help="A CMMLU-style CSV file or a folder of them (e.g. cmmlu-medical/test).")
 def evaluate_mcq_command(model_path, adapter, limit, out_file, csv_path):
-    """Multiple-choice accuracy: the most likely answer letter after the chat prompt."""
-    from medcurate.train.evaluate import evaluate_mcq, load_model_for_eval, mcq_files
+    """Multiple-choice accuracy: the most likely answer letter after the chat prompt (--limit: questions in all)."""
+    from medcurate.lineage import file_link
+    from medcurate.train.evaluate import evaluate_mcq, load_model_for_eval, mcq_files, model_evaluated, model_links
 
+    files = mcq_files(csv_path)
     model_, tokenizer = load_model_for_eval(model_path, adapter)
-    _print_json(evaluate_mcq(model_, tokenizer, mcq_files(csv_path), limit=limit), out_file)
+    result = evaluate_mcq(model_, tokenizer, files, limit=limit)
+    result.update(metric="mcq", model=model_evaluated(model_path, adapter))
+    _report(result, out_file, [*model_links(model_path, adapter), *(file_link(path) for path in files)])
+
+
+@evaluate.command("reward")
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A reward run directory, its adapter folder, or a merged reward model folder.")
+@click.option("--data", required=True, metavar="NAME@VERSION", help="Preference dataset version from the store.")
+@click.option("--split", default=None, help="Split to score [default: validation, else test].")
+@click.option("--limit", type=int, default=None, help="Only the first N pairs.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Also write the result as JSON here (and its lineage beside it).")
+@store_option
+def evaluate_reward_command(model_path, data, split, limit, out_file, store):
+    """A reward model's pairwise accuracy (chosen scores higher) and reward margin distribution."""
+    from medcurate.lineage import resolve_adapter, version_link
+    from medcurate.train.data import check_kind
+    from medcurate.train.evaluate import evaluate_reward, load_reward_model, model_evaluated, pick_split
+
+    version, split = pick_split(data, split, store)
+    check_kind("reward", version.manifest["kind"], version.ref)
+    model_, tokenizer = load_reward_model(model_path)
+    result = evaluate_reward(model_, tokenizer, version, split, store=store, limit=limit)
+    try:
+        adapter = resolve_adapter(model_path)
+        described = model_evaluated(model_path, adapter.adapter_dir)
+        links = [adapter.link()]
+    except MedcurateError:
+        from medcurate.lineage import model_link
+
+        described = model_evaluated(model_path)
+        links = [model_link(model_path)]
+    result.update(metric="reward", model=described)
+    _report(result, out_file, [*links, version_link(version, store)])

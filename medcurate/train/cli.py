@@ -9,11 +9,13 @@ from __future__ import annotations
 import click
 
 from medcurate.console import console, store_option
+from medcurate.train.quiet import silence_torch_warnings
 
 
 @click.group("model")
 def model():
     """Build local models for demos and tests."""
+    silence_torch_warnings()
 
 
 @model.command("tiny")
@@ -39,7 +41,8 @@ _STAGE_OPTIONS = [
                  help="Local HF base model folder."),
     click.option("--data", required=True, metavar="NAME@VERSION", help="Dataset version from the store."),
     click.option("--adapter", type=click.Path(exists=True, file_okay=False), default=None,
-                 help="Existing LoRA adapter to continue training."),
+                 help="A run directory or its adapter folder: continue training that adapter (DPO: it is also "
+                      "the reference policy)."),
     click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New run directory."),
     click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                  help="Override a recipe field (repeatable; lora.r=16 for nested keys)."),
@@ -71,6 +74,7 @@ def _stage_command(stage: str, summary: str):
 @click.group("train")
 def train():
     """Train on dataset versions: SFT (LoRA/QLoRA), DPO, reward model, RL; merge adapters."""
+    silence_torch_warnings()
 
 
 train.add_command(_stage_command("sft", "Supervised fine-tuning, loss on answer tokens only."))

@@ -14,28 +14,38 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
+import uuid
 from pathlib import Path
 from typing import Any
 
 from medcurate.errors import MedcurateError
-from medcurate.train.data import load_prompt_data
-from medcurate.train.runner import (
+from medcurate.lineage import (
     ADAPTER_DIR,
     LINEAGE_FILE,
+    config_sha256,
+    model_link,
+    read_lineage,
+    record,
+    resolve_adapter,
+    version_link,
+    write_lineage,
+)
+from medcurate.lineage import files_sha256 as weight_files_sha256
+from medcurate.train.data import load_prompt_data
+from medcurate.train.runner import (
     METRICS_FILE,
     MetricsWriter,
     RunResult,
     _device_settings,
     _trainable_to_float32,
-    _write_json,
     build_trl_config,
+    dataset_summary,
     is_main_process,
     load_tokenizer,
-    model_config_hash,
     prepare_recipe,
     quantization_config,
     resolved_without_private,
+    run_environment,
     sha256_text,
 )
 
@@ -43,21 +53,10 @@ REFERENCE = "sft_adapter_frozen_copy"
 """How the KL reference is held: TRL copies the SFT adapter into a frozen "ref" adapter."""
 
 
-def _adapter_folder(path: str | Path, what: str) -> Path:
-    """A run directory or an adapter folder -> the folder holding adapter_config.json."""
-    path = Path(path)
-    for candidate in (path, path / ADAPTER_DIR):
-        if (candidate / "adapter_config.json").is_file():
-            return candidate
-    raise MedcurateError(f"no adapter here: give a {what} run directory or its adapter folder", file=str(path))
-
-
 def _run_lineage(adapter_dir: Path) -> dict[str, Any] | None:
     """The lineage.json of the run an adapter folder belongs to, when it has one."""
-    for folder in (adapter_dir, adapter_dir.parent):
-        if (folder / LINEAGE_FILE).is_file():
-            return json.loads((folder / LINEAGE_FILE).read_text(encoding="utf-8"))
-    return None
+    run_dir = resolve_adapter(adapter_dir).run_dir
+    return read_lineage(run_dir) if run_dir else None
 
 
 def _adapter_base(adapter_dir: Path) -> Path:
@@ -69,22 +68,9 @@ def _adapter_base(adapter_dir: Path) -> Path:
     return Path(base)
 
 
-def files_sha256(folder: Path) -> str:
-    """One sha256 over every file of a folder (names and bytes), so a changed adapter is noticed."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\0")
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def check_reward_run(reward: str | Path) -> tuple[Path, dict[str, Any] | None]:
     """The reward run's adapter folder, refusing anything that is not a reward model."""
-    adapter_dir = _adapter_folder(reward, "reward-model")
+    adapter_dir = resolve_adapter(reward).adapter_dir
     config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
     lineage = _run_lineage(adapter_dir)
     stage = (lineage or {}).get("stage")
@@ -97,15 +83,15 @@ def check_reward_run(reward: str | Path) -> tuple[Path, dict[str, Any] | None]:
 
 def check_policy_adapter(adapter: str | Path, model_path: Path) -> tuple[Path, dict[str, Any] | None]:
     """The SFT adapter folder, refusing one trained on another base model (config hash mismatch)."""
-    adapter_dir = _adapter_folder(adapter, "SFT")
+    adapter_dir = resolve_adapter(adapter).adapter_dir
     config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
     if config.get("task_type") == "SEQ_CLS":
         raise MedcurateError("--adapter is a reward-model adapter; give the SFT run", file=str(adapter))
     lineage = _run_lineage(adapter_dir)
     trained_on = ((lineage or {}).get("base_model") or {}).get("config_sha256")
     if trained_on is None:
-        trained_on = model_config_hash(_adapter_base(adapter_dir))
-    if trained_on != model_config_hash(model_path):
+        trained_on = config_sha256(_adapter_base(adapter_dir))
+    if trained_on != config_sha256(model_path):
         raise MedcurateError("the adapter was trained on another base model (config sha256 differs from --model)",
                              file=str(adapter))
     return adapter_dir, lineage
@@ -145,7 +131,7 @@ def _policy(model_path: Path, adapter_dir: Path, config, quantization):
 
 
 def _linked_run(adapter_dir: Path, lineage: dict[str, Any] | None) -> dict[str, Any]:
-    link: dict[str, Any] = {"adapter": str(adapter_dir.resolve()), "adapter_sha256": files_sha256(adapter_dir)}
+    link: dict[str, Any] = {"adapter": str(adapter_dir.resolve()), "adapter_sha256": weight_files_sha256(adapter_dir)}
     if lineage:
         link.update(run=str((adapter_dir.parent if adapter_dir.name == ADAPTER_DIR else adapter_dir).resolve()),
                     stage=lineage.get("stage"), dataset=lineage.get("dataset"),
@@ -156,10 +142,7 @@ def _linked_run(adapter_dir: Path, lineage: dict[str, Any] | None) -> dict[str, 
 def run_rl(recipe: str, model_path: str | Path, adapter: str | Path, reward: str | Path, data: str,
            out: str | Path, store: str | Path | None = None, overrides: list[str] | None = None) -> RunResult:
     """Online RL on the prompts of a version; every input is checked before any model loads."""
-    import peft
     import torch
-    import transformers
-    import trl
     from trl import RLOOTrainer
 
     from medcurate.train.card import render_model_card
@@ -191,34 +174,28 @@ def run_rl(recipe: str, model_path: str | Path, adapter: str | Path, reward: str
     reward_model, reward_tokenizer = load_reward_model(reward_dir, dtype)
     policy = _policy(model_path, adapter_dir, config, quantization)
     recipe_as_run = resolved_without_private(resolved)
+    inputs = [version_link(version, store), model_link(model_path), resolve_adapter(adapter_dir).link(),
+              resolve_adapter(reward_dir).link()]
     lineage: dict[str, Any] = {
+        **record("training_run", inputs, run_id=f"rl-{uuid.uuid4().hex[:12]}"),
         "stage": "rl",
         "algorithm": "rloo",
         "reference": REFERENCE,
-        "dataset": {"ref": version.ref, "name": version.name, "version": version.version,
-                    "kind": version.manifest["kind"], "manifest_sha256": version.manifest_sha256(),
-                    "train_rows": len(prompts), "eval_rows": 0},
+        "dataset": dataset_summary(version, len(prompts), 0),
         "sft_run": _linked_run(adapter_dir, sft_lineage),
         "reward_run": _linked_run(reward_dir, reward_lineage),
         "recipe": {"source": str(recipe_path), "overrides": list(overrides or []), "resolved": recipe_as_run},
-        "base_model": {"path": str(model_path), "config_sha256": model_config_hash(model_path)},
+        "base_model": {"path": str(model_path), "config_sha256": config_sha256(model_path)},
         "chat_template_sha256": sha256_text(tokenizer.chat_template),
         "init_adapter": str(adapter_dir.resolve()),
-        "device": device["device"],
-        "precision": device["compute_dtype"],
-        "effective_batch_size": config.per_device_train_batch_size * config.gradient_accumulation_steps
-        * int(os.environ.get("WORLD_SIZE", "1")),
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
-                     "peft": peft.__version__},
-        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "status": "running",
+        **run_environment(config, device),
     }
     if is_main_process():
         import yaml
 
         (out / "recipe.yaml").write_text(yaml.safe_dump(recipe_as_run, allow_unicode=True, sort_keys=True),
                                          encoding="utf-8")
-        _write_json(out / LINEAGE_FILE, lineage)
+        write_lineage(out, lineage)
     trainer = RLOOTrainer(model=policy, reward_funcs=reward_model, args=config, train_dataset=prompts,
                           processing_class=tokenizer, reward_processing_classes=reward_tokenizer,
                           callbacks=[MetricsWriter.create(out / METRICS_FILE)])
@@ -232,8 +209,9 @@ def run_rl(recipe: str, model_path: str | Path, adapter: str | Path, reward: str
         return RunResult(out, output_dir, lineage)
     tokenizer.padding_side = "right"
     tokenizer.save_pretrained(str(output_dir))
-    lineage.update(status="finished", output=output_dir.name, final_metrics=dict(train_output.metrics),
+    lineage.update(status="finished", output=output_dir.name, output_files=weight_files_sha256(output_dir),
+                   final_metrics=dict(train_output.metrics),
                    finished_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    _write_json(out / LINEAGE_FILE, lineage)
+    write_lineage(out, lineage)
     (out / "README.md").write_text(render_model_card(lineage), encoding="utf-8")
     return RunResult(out, output_dir, lineage)

@@ -7,9 +7,9 @@ medcurate adds the dataset version, the recipe, the run directory and its lineag
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,14 +17,25 @@ from typing import Any
 import yaml
 
 from medcurate.errors import MedcurateError
+from medcurate.lineage import (
+    ADAPTER_DIR,
+    LINEAGE_FILE,
+    MODEL_DIR,
+    files_sha256,
+    model_link,
+    read_lineage,
+    record,
+    resolve_adapter,
+    version_link,
+    write_lineage,
+)
 from medcurate.train.chat_templates import ChatTemplate, check_training_template, resolve_chat_template
 from medcurate.train.data import load_training_data
+from medcurate.train.quiet import silence_torch_warnings
 from medcurate.train.recipe import apply_overrides, read_recipe, resolve_recipe, trl_arguments, trl_config_class
 
-LINEAGE_FILE = "lineage.json"
 METRICS_FILE = "metrics.jsonl"
-ADAPTER_DIR = "adapter"
-MODEL_DIR = "model"
+HELD_OUT_FILE = "heldout.jsonl"
 
 
 @dataclass
@@ -35,15 +46,9 @@ class RunResult:
 
 
 def sha256_text(text: str) -> str:
+    import hashlib
+
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def model_config_hash(model_path: str | Path) -> str:
-    """sha256 of the base model's config.json with sorted keys (formatting does not count)."""
-    config_file = Path(model_path) / "config.json"
-    if not config_file.is_file():
-        raise MedcurateError("not a local HF model folder (config.json missing)", file=str(model_path))
-    return sha256_text(json.dumps(json.loads(config_file.read_text(encoding="utf-8")), sort_keys=True))
 
 
 def prepare_recipe(stage: str, recipe: str, overrides: list[str] | None = None) -> tuple[dict[str, Any], Path]:
@@ -170,9 +175,9 @@ class MetricsWriter:
         class _Writer(TrainerCallback):
             def on_log(self, args, state, control, logs=None, **kwargs):
                 if logs and state.is_world_process_zero:
-                    record = {"step": state.global_step, "epoch": state.epoch, **logs}
+                    entry = {"step": state.global_step, "epoch": state.epoch, **logs}
                     with open(path, "a", encoding="utf-8") as handle:
-                        handle.write(json.dumps(record, sort_keys=True, default=float) + "\n")
+                        handle.write(json.dumps(entry, sort_keys=True, default=float) + "\n")
 
         return _Writer()
 
@@ -188,20 +193,40 @@ class PreparedRun:
     output_dir: Path
 
 
+def dataset_summary(version, train_rows: int, eval_rows: int) -> dict[str, Any]:
+    """The dataset part of a run's lineage: which version, its manifest hash, rows used."""
+    return {"ref": version.ref, "name": version.name, "version": version.version, "kind": version.manifest["kind"],
+            "manifest_sha256": version.manifest_sha256(), "train_rows": train_rows, "eval_rows": eval_rows}
+
+
+def run_environment(config, device: dict[str, Any]) -> dict[str, Any]:
+    """Where and with what a run trained: device, precision, effective batch, library versions."""
+    import peft
+    import torch
+    import transformers
+    import trl
+
+    return {"device": device["device"], "precision": device["compute_dtype"],
+            "effective_batch_size": config.per_device_train_batch_size * config.gradient_accumulation_steps
+            * int(os.environ.get("WORLD_SIZE", "1")),
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                         "trl": trl.__version__, "peft": peft.__version__},
+            "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "status": "running"}
+
+
 def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out: str | Path,
                 store: str | Path | None = None, adapter: str | Path | None = None,
                 overrides: list[str] | None = None, chat_template: str | None = None) -> PreparedRun:
     """Resolve the recipe, load and check the data and the chat template (``chat_template``: a shipped
     template's name or a Jinja file, default the tokenizer's own), build the TRL trainer, write the
     starting lineage."""
-    import peft
-    import torch
-    import transformers
-    import trl
+    silence_torch_warnings()
 
     resolved, recipe_path = prepare_recipe(stage, recipe, overrides)
     model_path = Path(model_path).resolve()
-    config_hash = model_config_hash(model_path)
+    base = model_link(model_path)
+    init_adapter = resolve_adapter(adapter) if adapter is not None else None
+    adapter = init_adapter.adapter_dir if init_adapter else None
     seed = int(resolved.get("seed", 42))
     version, train_data, eval_data = load_training_data(data, stage, store, validation=resolved["validation"],
                                                         seed=seed, system_prompt=resolved.get("system_prompt"))
@@ -221,35 +246,36 @@ def prepare_run(stage: str, recipe: str, model_path: str | Path, data: str, out:
     peft_config = lora_config(resolved)
     recipe_as_run = resolved_without_private(resolved)
 
+    inputs = [version_link(version, store), base] + ([init_adapter.link()] if init_adapter else [])
     lineage: dict[str, Any] = {
+        **record("training_run", inputs, run_id=f"{stage}-{uuid.uuid4().hex[:12]}"),
         "stage": stage,
-        "dataset": {"ref": version.ref, "name": version.name, "version": version.version,
-                    "kind": version.manifest["kind"], "manifest_sha256": version.manifest_sha256(),
-                    "train_rows": len(train_data), "eval_rows": len(eval_data) if eval_data is not None else 0},
+        "dataset": dataset_summary(version, len(train_data), len(eval_data) if eval_data is not None else 0),
         "recipe": {"source": str(recipe_path), "overrides": list(overrides or []), "resolved": recipe_as_run},
-        "base_model": {"path": str(model_path), "config_sha256": config_hash},
+        "base_model": {"path": str(model_path), "config_sha256": base["config_sha256"],
+                       "weights_sha256": base["weights"], "merged_from": _merged_from(model_path)},
         "chat_template": template.describe(),
         "chat_template_sha256": sha256_text(template.text),
-        "init_adapter": str(Path(adapter).resolve()) if adapter else None,
-        "device": device["device"],
-        "precision": device["compute_dtype"],
-        "effective_batch_size": config.per_device_train_batch_size * config.gradient_accumulation_steps
-        * int(os.environ.get("WORLD_SIZE", "1")),
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
-                     "peft": peft.__version__},
-        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "status": "running",
+        "init_adapter": str(adapter) if adapter else None,
+        "eval_data": _eval_source(version, eval_data, resolved),
+        **run_environment(config, device),
     }
     if main_process:
         (out / "recipe.yaml").write_text(yaml.safe_dump(recipe_as_run, allow_unicode=True, sort_keys=True),
                                          encoding="utf-8")
     trainer = _make_trainer(stage, str(model_path), adapter, config, quantization, peft_config, tokenizer,
                             train_data, eval_data, [MetricsWriter.create(out / METRICS_FILE)])
+    if stage == "dpo":
+        lineage["dpo_reference"] = dpo_reference(trainer, resolved, base, init_adapter)
+        lineage["dpo_reference_kind"] = lineage["dpo_reference"]["kind"]
     lineage["base_model"]["loaded_in_4bit"] = any(type(m).__name__ == "Linear4bit" for m in trainer.model.modules())
     if lineage["base_model"]["loaded_in_4bit"] and device["compute_dtype"] == "float32":
         _trainable_to_float32(trainer.model)
     if main_process:
-        _write_json(out / LINEAGE_FILE, lineage)
+        if lineage["eval_data"]["source"] == "held_out_of_train":
+            eval_data.to_json(str(out / HELD_OUT_FILE), force_ascii=False)
+            lineage["eval_data"]["file"] = HELD_OUT_FILE
+        write_lineage(out, lineage)
     final_dir = out / (MODEL_DIR if peft_config is None and adapter is None else ADAPTER_DIR)
     return PreparedRun(trainer, tokenizer, lineage, out, final_dir)
 
@@ -271,12 +297,52 @@ def run_training(stage: str, recipe: str, model_path: str | Path, data: str, out
     if not is_main_process():
         return RunResult(run.run_dir, run.output_dir, lineage)
     run.tokenizer.save_pretrained(str(run.output_dir))
-    lineage.update(status="finished", output=run.output_dir.name, final_metrics=metrics,
+    lineage.update(status="finished", output=run.output_dir.name, output_files=files_sha256(run.output_dir),
+                   final_metrics=metrics,
                    best_checkpoint=trainer.state.best_model_checkpoint,
                    finished_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    _write_json(run.run_dir / LINEAGE_FILE, lineage)
+    write_lineage(run.run_dir, lineage)
     (run.run_dir / "README.md").write_text(render_model_card(lineage), encoding="utf-8")
     return RunResult(run.run_dir, run.output_dir, lineage)
+
+
+def _merged_from(model_path: Path) -> str | None:
+    """The run whose adapter a merged model folder carries (None for any other model)."""
+    lineage = read_lineage(model_path)
+    return (lineage or {}).get("run_path") if (lineage or {}).get("artifact") == "merged_model" else None
+
+
+def _eval_source(version, eval_data, recipe: dict[str, Any]) -> dict[str, Any]:
+    if eval_data is None:
+        return {"source": "none", "rows": 0}
+    if "validation" in version.manifest["splits"]:
+        return {"source": "validation_split", "ref": version.ref, "rows": len(eval_data)}
+    return {"source": "held_out_of_train", "fraction": recipe["validation"], "seed": int(recipe.get("seed", 42)),
+            "rows": len(eval_data)}
+
+
+def dpo_reference(trainer, recipe: dict[str, Any], base: dict[str, Any], init_adapter) -> dict[str, Any]:
+    """Which policy DPO compares against, made explicit and recorded.
+
+    A new adapter on ``--model``: the reference is ``--model`` itself (adapter disabled), which is
+    the SFT policy when ``--model`` is a merged SFT model. Continuing an SFT adapter: TRL keeps a
+    frozen copy of it (adapter ``ref``), so the reference is the SFT policy; where it cannot
+    (a peft/TRL combination without that copy) the run is refused rather than silently compared
+    with the base."""
+    precomputed = recipe["dpo_reference"] == "precomputed"
+    how = "log-probs precomputed before training" if precomputed else "computed at every step"
+    if init_adapter is None:
+        merged = _merged_from(Path(base["path"]))
+        return {"kind": "sft_policy" if merged else "model", "model": base["path"], "merged_from": merged,
+                "via": f"the model with the new adapter disabled; {how}"}
+    model = trainer.accelerator.unwrap_model(trainer.model) if hasattr(trainer, "accelerator") else trainer.model
+    if "ref" not in getattr(model, "peft_config", {}):
+        raise MedcurateError("DPO from an SFT adapter: this peft/TRL combination would use the base model as the "
+                             "reference, not the SFT model; merge the adapter first (medcurate train merge "
+                             "--adapter RUN --out DIR) and pass DIR as --model", field="adapter")
+    return {"kind": "sft_policy", "model": base["path"], "adapter": str(init_adapter.adapter_dir),
+            "adapter_run": str(init_adapter.run_dir) if init_adapter.run_dir else None,
+            "via": f"a frozen copy of the SFT adapter (TRL adapter 'ref'); {how}"}
 
 
 def _trainable_to_float32(model) -> None:
@@ -317,30 +383,28 @@ def _make_trainer(stage, model_path, adapter, config, quantization, peft_config,
                          callbacks=callbacks, **extra)
 
 
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    path.write_text(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n",
-                    encoding="utf-8")
-
-
 def merge_adapter(adapter_or_run: str | Path, out: str | Path) -> Path:
-    """Merge a LoRA/QLoRA adapter into its (full-precision) base model and save a plain HF model."""
-    adapter_dir = Path(adapter_or_run)
-    if (adapter_dir / ADAPTER_DIR / "adapter_config.json").is_file():
-        adapter_dir = adapter_dir / ADAPTER_DIR
-    config_file = adapter_dir / "adapter_config.json"
-    if not config_file.is_file():
-        raise MedcurateError("no adapter_config.json here (give a run directory or its adapter folder)",
-                             file=str(adapter_or_run))
+    """Merge a LoRA/QLoRA adapter into its (full-precision) base model and save a plain HF model
+    whose ``lineage.json`` carries the adapter's run forward (so the merged folder names the SFT
+    run, its dataset and its base, not only a config equal to the base's)."""
+    resolved = resolve_adapter(adapter_or_run)
+    silence_torch_warnings()
     from peft import AutoPeftModelForCausalLM, AutoPeftModelForSequenceClassification
     from transformers import AutoTokenizer
 
-    task = json.loads(config_file.read_text(encoding="utf-8")).get("task_type")
+    task = resolved.task_type
     if task == "SEQ_CLS":
-        model = AutoPeftModelForSequenceClassification.from_pretrained(str(adapter_dir), num_labels=1)
+        model = AutoPeftModelForSequenceClassification.from_pretrained(str(resolved.adapter_dir), num_labels=1)
     else:
-        model = AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir))
+        model = AutoPeftModelForCausalLM.from_pretrained(str(resolved.adapter_dir))
     merged = model.merge_and_unload()
     out = Path(out)
     merged.save_pretrained(str(out))
-    AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(resolved.adapter_dir)).save_pretrained(str(out))
+    run = read_lineage(resolved.run_dir) if resolved.run_dir else None
+    write_lineage(out, record("merged_model", [resolved.link()], run_id=(run or {}).get("run_id"),
+                              stage=(run or {}).get("stage"),
+                              run_path=str(resolved.run_dir) if resolved.run_dir else None,
+                              adapter=str(resolved.adapter_dir), task_type=task,
+                              weights_sha256=files_sha256(out)))
     return out

@@ -115,4 +115,8 @@ def build_tiny_model_from_dataset(ref: str, out_dir: str | Path, store: str | Pa
     (out / "medcurate_tiny.json").write_text(json.dumps(
         {"corpus": version.ref, "corpus_manifest_sha256": version.manifest_sha256(), **options},
         indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    from medcurate.lineage import files_sha256, record, version_link, write_lineage
+
+    write_lineage(out, record("model", [version_link(version, store)], built_by="medcurate model tiny",
+                              options=options, weights_sha256=files_sha256(out)))
     return out

@@ -14,7 +14,7 @@ from medcurate.annotate.agreement import (
 from medcurate.annotate.configs import KINDS, config_mismatch, config_signature, parse_result
 from medcurate.annotate.sampling import near_duplicate_pairs, prompt_of, similarity
 from medcurate.annotate.units import assign_annotators, plan_units
-from medcurate.annotate.votes import resolve_judgement, spf_winner
+from medcurate.annotate.votes import describe_dispute, resolve_judgement, spf_winner, unsettled_judgements
 from medcurate.errors import MedcurateError
 
 # Safety votes of two annotators on six pairs (the same design the Label Studio test posts).
@@ -192,3 +192,25 @@ def test_judge_reply_is_checked_not_guessed():
     assert parse_verdict("ranking", ranking, '{"order": ["c1", "c0"]}') == {"order": ["c1", "c0"]}
     assert parse_verdict("ranking", ranking, '{"order": ["c1"]}') is None
     assert parse_verdict("binary", {}, "not json") is None
+
+
+def _resolved(**votes):
+    return {key: resolve_judgement(list(value), None) for key, value in votes.items()}
+
+
+def test_expert_gets_only_units_the_deciding_criterion_leaves_open():
+    unit = {"unit_id": "u"}
+    settled = _resolved(safety="AA", professionalism="AB", fluency="AB", overall="AB")
+    assert unsettled_judgements("pairwise", unit, settled) == {}              # safety agreed on A decides
+    by_professionalism = _resolved(safety=["tie", "tie"], professionalism="BB", fluency="AB")
+    assert unsettled_judgements("pairwise", unit, by_professionalism) == {}
+    open_safety = _resolved(safety="AB", professionalism="AA", fluency="AB")
+    assert list(unsettled_judgements("pairwise", unit, open_safety)) == ["safety", "fluency"]
+    after_ties = _resolved(safety=["tie", "tie"], professionalism="A", fluency="AB")
+    assert list(unsettled_judgements("pairwise", unit, after_ties)) == ["professionalism", "fluency"]
+
+
+def test_a_missing_vote_is_not_called_a_dispute():
+    note = describe_dispute(_resolved(safety="AB", fluency="A"))
+    assert note == "分歧 / Disputed: safety (A: 1, B: 1) | 票数不足 / Too few votes: fluency (A: 1)"
+    assert "Disputed" not in describe_dispute(_resolved(fluency="A"))

@@ -145,11 +145,12 @@ def test_pairwise_spf_loop(server, label_studio, tmp_path, flaky_proxy):
     assert report["overall_differs_from_spf_order"] == 3                    # p3 twice, bob on p6
     assert "Cohen's kappa" in (workdir / "report.md").read_text(encoding="utf-8")
 
-    # Disagreements (p4 safety, p5 fluency) and the skipped criterion (p6) go to the expert.
-    assert resumed.queued == 3
+    # The safety dispute (p4) and the skipped criterion (p6) go to the expert; p5's fluency dispute
+    # does not, since professionalism (agreed) already decides that pair.
+    assert resumed.queued == 2
     queued = load_state(workdir)["adjudication"]["queued"]
     assert {state["units"][u]["item_id"]: keys for u, keys in queued.items()} == {
-        "p4": ["safety"], "p5": ["fluency"], "p6": ["fluency"]}
+        "p4": ["safety"], "p6": ["fluency"]}
     again = pull(server, workdir=workdir)
     assert again.new_annotations == 0 and again.queued == 0
 
@@ -157,15 +158,17 @@ def test_pairwise_spf_loop(server, label_studio, tmp_path, flaky_proxy):
     assert set(expert_tasks) == set(queued)
     expert_task = server.sdk.tasks.get(id=str(expert_tasks[units["p4"]]))
     assert "safety" in expert_task.data["note"] and "A: 1, B: 1" in expert_task.data["note"]
+    skipped_note = server.sdk.tasks.get(id=str(expert_tasks[units["p6"]])).data["note"]
+    assert "Too few votes: fluency (A: 1)" in skipped_note and "Disputed" not in skipped_note
     annotate(server, expert_tasks[units["p4"]], EXPERT, "pairwise",
              {"safety": "B", "professionalism": "A", "fluency": "A", "overall": "B"})
-    annotate(server, expert_tasks[units["p5"]], EXPERT, "pairwise",
-             {"safety": "tie", "professionalism": "A", "fluency": "B", "overall": "A"})
     annotate(server, expert_tasks[units["p6"]], EXPERT, "pairwise", {"safety": "tie", "overall": "tie"})
     resolved = run_medcurate("annotate", "resolve", "--workdir", str(workdir), "--url", url, "--token", token)
     assert resolved.returncode == 0, resolved.stderr
-    assert "2 decision(s) merged; 1 unit(s) still open" in resolved.stderr
+    assert "1 decision(s) merged; 1 unit(s) still open" in resolved.stderr
     assert '"fluency": 1' in resolved.stderr
+    refreshed = json.loads((workdir / "report.json").read_text(encoding="utf-8"))["adjudication"]
+    assert refreshed == {"queued_units": 2, "decided_judgements": 1, "open_units": 1}
 
     rows, manifest = export(workdir, tmp_path / "store", "spf-pairs")
     by_item = {row["prompt_id"]: row for row in rows}
@@ -180,8 +183,9 @@ def test_pairwise_spf_loop(server, label_studio, tmp_path, flaky_proxy):
     assert (by_item["p2"]["chosen"], by_item["p2"]["decided_by"]) == (side("p2", "B"), "professionalism")
     assert by_item["p4"]["chosen"] == side("p4", "B") and by_item["p4"]["adjudicated"]
     assert by_item["p4"]["agreement"]["safety"] == 0.5
-    assert by_item["p5"]["ratings"] == {"safety": "tie", "professionalism": "chosen", "fluency": "rejected",
+    assert by_item["p5"]["ratings"] == {"safety": "tie", "professionalism": "chosen", "fluency": None,
                                         "overall": "chosen"}
+    assert by_item["p5"]["decided_by"] == "professionalism" and not by_item["p5"]["adjudicated"]
     assert by_item["p2"]["prompt"] == MULTI_TURN                               # history kept as messages
     assert by_item["p1"]["prompt"] == [{"role": "user", "content": "问题1：头疼应该怎么办？"}]
     assert by_item["p1"]["annotators"] == sorted([annotator_hash(ALICE), annotator_hash(BOB)])

@@ -72,7 +72,8 @@ def test_reward_rises_with_bounded_kl(rl_world):
     assert lineage["dataset"]["ref"] == rl_world["prompts"]
     assert lineage["reward_run"]["dataset"]["ref"] == rl_world["prefs"]
     assert lineage["sft_run"]["dataset"]["ref"] == rl_world["prompts"]
-    assert len(lineage["reward_run"]["adapter_sha256"]) == 64
+    assert all(len(digest) == 64 for digest in lineage["reward_run"]["adapter_sha256"].values())
+    assert "adapter_config.json" in lineage["reward_run"]["adapter_sha256"]
     assert (result.output_dir / "adapter_config.json").is_file()
     assert not (result.output_dir / "ref").exists()
 
