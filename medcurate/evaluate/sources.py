@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from medcurate.evaluate.items import LETTERS, MCQ_TASK
-from medcurate.pipeline import RecordError, Row, SourceSpec, StepContext, register_source
+from medcurate.pipeline import FileOptions, RecordError, Row, SourceSpec, StepContext, register_source
 
 
 def mcq_row(question: str, options: list[str], answer: str, subject: str) -> Row:
@@ -29,7 +29,14 @@ def _text(record: dict[str, Any], key: str) -> str:
     return value.strip()
 
 
-@register_source("cmmlu", file_format="csv", doc="CMMLU multiple choice (,Question,A,B,C,D,Answer) -> mcq rows.")
+class CmmluOptions(FileOptions):
+    """File options plus the subject (default: the file name)."""
+
+    subject: str | None = None
+
+
+@register_source("cmmlu", file_format="csv", doc="CMMLU multiple choice (,Question,A,B,C,D,Answer) -> mcq rows.",
+                 options=CmmluOptions)
 def parse_cmmlu(record: Row, spec: SourceSpec, ctx: StepContext) -> Iterable[Row]:
     question = _text(record, "Question")
     options = [_text(record, letter) for letter in LETTERS[:4]]

@@ -283,18 +283,18 @@ def margin_summary(margins: list[float], bins: int = 10) -> dict[str, Any]:
 
 def evaluate_reward(model, tokenizer, version, split: str, store=None, limit: int | None = None) -> dict[str, Any]:
     """Pairwise accuracy (the chosen answer scores higher) and the reward margin distribution."""
+    from medcurate.conversion import training_row
     from medcurate.store import load_rows
-    from medcurate.train.data import check_kind, to_training_row
+    from medcurate.train.data import check_kind
 
     manifest = version.manifest
     check_kind("reward", manifest["kind"], version.ref)
     rows = load_rows(version, store, split=split)[split][:limit]
     if not rows:
         raise MedcurateError(f"{version.ref} split {split!r} is empty", field="split")
-    json_columns = set(manifest.get("json_columns") or [])
     margins = []
     for row in rows:
-        converted = to_training_row(row, manifest["kind"], json_columns)
+        converted = training_row(row, manifest["kind"])
         chosen = reward_score(model, tokenizer, converted["prompt"] + converted["chosen"])
         rejected = reward_score(model, tokenizer, converted["prompt"] + converted["rejected"])
         margins.append(chosen - rejected)
