@@ -75,7 +75,9 @@ def build(recipe: Recipe, store: str | Path | None = None, progress: ProgressFac
 
 def write_version_lineage(version: Version, recipe: Recipe, sources: list[SourceSpec], store: Path) -> None:
     """``lineage.json`` beside the manifest: every source by absolute path and sha256, or by the
-    version id it read. Not one of the hashed files: it names local paths, the version id must not."""
+    version id it read. Not one of the hashed files: it names local paths, the version id must not.
+    No timestamp: a version folder is the same bytes on every rebuild (publication times are in the
+    store's versions.jsonl)."""
     from medcurate.lineage import file_link, record, version_link, write_lineage
     from medcurate.store import resolve
 
@@ -86,9 +88,10 @@ def write_version_lineage(version: Version, recipe: Recipe, sources: list[Source
         elif spec.resolved_path is not None and spec.resolved_path.is_file():
             inputs.append(file_link(spec.resolved_path))
         inputs.extend(spec.lineage_inputs)
-    write_lineage(version.path, record("dataset_version", inputs, ref=version.ref,
-                                       manifest_sha256=version.manifest_sha256(), recipe_origin=recipe.origin,
-                                       recipe=version.manifest.get("recipe")))
+    lineage = record("dataset_version", inputs, ref=version.ref, manifest_sha256=version.manifest_sha256(),
+                     recipe_origin=recipe.origin, recipe=version.manifest.get("recipe"))
+    lineage.pop("created_at")
+    write_lineage(version.path, lineage)
 
 
 def build_mapping(mapping: dict[str, Any], *, origin: str, store: str | Path | None = None,

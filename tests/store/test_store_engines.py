@@ -20,8 +20,10 @@ LOCAL_RECIPES = ["consultation_qa", "kg_qa", "ehr_pairs", "cmedins", "mix"]
 
 
 def _files(version) -> dict[str, bytes]:
+    """Every file of a version folder but lineage.json, which names the local store's paths (each
+    build here has its own store) and is not part of the version's content."""
     return {path.relative_to(version.path).as_posix(): path.read_bytes()
-            for path in sorted(version.path.rglob("*")) if path.is_file()}
+            for path in sorted(version.path.rglob("*")) if path.is_file() and path.name != "lineage.json"}
 
 
 def _build_all(store: Path, **options) -> dict[str, tuple[str, dict[str, bytes]]]:
