@@ -150,16 +150,24 @@ class ResponseCache:
 
 # ---------------------------------------------------------------- privacy
 
-def refuse_private_rows_to_remote(base_url: str, private: bool, public_reason: str | None, stage: str) -> None:
-    """The endpoint gate, checked before any connection: rows that may hold patient text (EHR
-    kind, not declared public) never go to an endpoint off this machine."""
-    if not private or is_loopback(base_url):      # medcurate/privacy.py: the one loopback test
+def refuse_private_rows_to_remote(base_url: str, rows: list[dict[str, Any]], public_reason: str | None,
+                                  stage: str) -> None:
+    """The endpoint gate, checked before any connection: an endpoint off this machine gets only rows
+    that passed de-identification (a ``deid`` step in this recipe, or a de-identified version they
+    were read from: both leave the stamp the publish gate checks), unless the recipe declares the
+    source public with a reason."""
+    from medcurate.deid.gate import gate_problem
+
+    if is_loopback(base_url):      # medcurate/privacy.py: the one loopback test
         return
     if public_reason and str(public_reason).strip():
         return
-    raise MedcurateError(f"refusing to send EHR-kind rows to the non-loopback endpoint {urlsplit(base_url).hostname}: "
-                         "use a loopback endpoint, a de-identified version, or declare the source public "
-                         "with `public_reason`", field=f"steps.{stage}.endpoint")
+    unscreened = sum(1 for row in rows if gate_problem(row) is not None)
+    if unscreened:
+        raise MedcurateError(f"refusing to send {unscreened} of {len(rows)} rows that were not de-identified to the "
+                             f"non-loopback endpoint {urlsplit(base_url).hostname}: de-identify them (a deid step, or "
+                             "a de-identified version), use a loopback endpoint, or declare the source public with "
+                             "`public_reason`", field=f"steps.{stage}.public_reason")
 
 
 # ---------------------------------------------------------------- answers

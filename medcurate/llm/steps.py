@@ -11,7 +11,7 @@ Shared parameters of every step::
     temperature: 0.0
     max_tokens: 512
     prices: {prompt_per_1k: 0.0, completion_per_1k: 0.0, currency: USD}   # optional -> cost in manifest
-    public_reason: "..."       # only to send EHR-kind rows to a non-loopback endpoint
+    public_reason: "..."       # only to send rows that were not de-identified to a non-loopback endpoint
 
 A row whose calls all fail is rejected as ``llm <reason>`` (timeout, HTTP 500, not JSON …).
 """
@@ -40,7 +40,7 @@ from medcurate.llm.engine import (
 )
 from medcurate.pipeline import Row, StepContext, register_step
 from medcurate.resources import data_file
-from medcurate.schemas import EHR_SECTIONS, canonical_json
+from medcurate.schemas import canonical_json
 
 log = logging.getLogger("medcurate.llm")
 
@@ -91,17 +91,11 @@ def load_template(name: str, ctx: StepContext) -> tuple[str, str]:
     return (name if not name.endswith(".txt") else Path(name).name), path.read_text(encoding="utf-8")
 
 
-def holds_patient_text(rows: list[Row]) -> bool:
-    """EHR-kind rows (note sections, or an input -> diagnosis pair) may hold patient text."""
-    ehr_fields = set(EHR_SECTIONS)
-    return any(ehr_fields & row.keys() or {"input", "diagnosis"} <= row.keys() for row in rows)
-
-
 def setup(rows: list[Row], ctx: StepContext, *, endpoint: dict[str, Any] | None, template: str,
           temperature: float, max_tokens: int, prices: dict[str, Any] | None,
           public_reason: str | None) -> LLMStep:
     settings = endpoint_from_params(endpoint, ctx.stage)
-    refuse_private_rows_to_remote(settings.base_url, holds_patient_text(rows), public_reason, ctx.stage)
+    refuse_private_rows_to_remote(settings.base_url, rows, public_reason, ctx.stage)
     name, text = load_template(template, ctx)
     engine = LLMEngine(settings, ResponseCache.in_store(ctx.store))
     params = {"temperature": float(temperature), "max_tokens": int(max_tokens), "seed": int(ctx.seed)}

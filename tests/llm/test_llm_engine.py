@@ -1,6 +1,6 @@
 """The LLM engine against a local scripted endpoint: faults become retries then reasons, every
-answer that came back is cached, the cache key ignores the endpoint's address, and EHR-kind rows
-never reach a non-loopback endpoint."""
+answer that came back is cached, the cache key ignores the endpoint's address, and rows that were
+not de-identified never reach a non-loopback endpoint."""
 from __future__ import annotations
 
 import json
@@ -114,10 +114,24 @@ def test_loopback_check():
                                              "http://localhost:1/v1", "http://LOCALHOST/v1"))
     assert not any(is_loopback(url) for url in ("http://0.0.0.0:8000/v1", "https://api.example.com/v1",
                                                  "http://10.0.0.2/v1", "http://[::]:80/v1", "http://127.0.0.1.nip.io/v1"))
-    refuse_private_rows_to_remote("http://0.0.0.0:1/v1", private=False, public_reason=None, stage="s")
-    refuse_private_rows_to_remote("http://0.0.0.0:1/v1", private=True, public_reason="published corpus", stage="s")
-    with pytest.raises(MedcurateError, match="refusing to send EHR-kind rows"):
-        refuse_private_rows_to_remote("http://0.0.0.0:1/v1", private=True, public_reason="  ", stage="s")
+
+
+def test_remote_endpoints_get_only_deidentified_rows_or_declared_public_sources():
+    from medcurate.deid.gate import mark_deidentified
+
+    remote = "http://0.0.0.0:1/v1"
+    screened = {"instruction": "头疼怎么办", "answer": "多休息。"}
+    mark_deidentified(screened, ["instruction", "answer"], "mask", threshold=0.5)
+    unscreened = {"instruction": "胃痛怎么办", "answer": "清淡饮食。"}
+    refuse_private_rows_to_remote(remote, [screened], public_reason=None, stage="s")
+    refuse_private_rows_to_remote("http://127.0.0.1:1/v1", [unscreened], public_reason=None, stage="s")
+    refuse_private_rows_to_remote(remote, [unscreened], public_reason="published corpus", stage="s")
+    with pytest.raises(MedcurateError, match="refusing to send 1 of 2 rows that were not de-identified") as info:
+        refuse_private_rows_to_remote(remote, [screened, unscreened], public_reason="  ", stage="s")
+    assert info.value.field == "steps.s.public_reason"
+    edited = dict(screened, answer="改过的回答")                          # text changed after the deid step
+    with pytest.raises(MedcurateError, match="not de-identified"):
+        refuse_private_rows_to_remote(remote, [edited], public_reason=None, stage="s")
 
 
 def test_endpoint_settings_from_environment(monkeypatch):

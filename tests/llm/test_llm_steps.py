@@ -134,7 +134,7 @@ def ehr_consultation_recipe(base_url: str, public_reason: str | None = None) -> 
 
 def test_ehr_rows_never_reach_a_non_loopback_endpoint(scripted, store):
     remote = f"http://0.0.0.0:{scripted.port}/v1"
-    with pytest.raises(MedcurateError, match="refusing to send EHR-kind rows to the non-loopback endpoint 0.0.0.0"):
+    with pytest.raises(MedcurateError, match="rows that were not de-identified to the non-loopback endpoint 0.0.0.0"):
         build_data(ehr_consultation_recipe(remote), store)
     assert scripted.requests == []
     build_data(ehr_consultation_recipe(scripted.url), store)                       # loopback: allowed
