@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,18 @@ def unusable_reason(value: Any) -> tuple[str, str | None] | None:
     return None
 
 
+_LONG_DIGIT_RUN = re.compile(r"[0-9]{19}")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def may_be_unusable(text: str) -> bool:
+    """A cheap screen of the raw JSON text, so only a record that could hold one of
+    ``unusable_reason``'s problems is walked: an integer beyond 64 bits needs a run of 19 digits,
+    a lone surrogate an escaped one (UTF-8 text cannot hold it raw), deep nesting as many brackets."""
+    return (text.count("{") + text.count("[") > MAX_DEPTH or _LONG_DIGIT_RUN.search(text) is not None
+            or ("\\u" in text and _SURROGATE_ESCAPE.search(text) is not None))
+
+
 def _has_lone_surrogate(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -163,7 +176,7 @@ def parse_json_record(text: str, line: int) -> RawRecord | Malformed:
         return Malformed(line, "number too long to read (more than 4300 digits)")
     if not isinstance(value, dict):
         return Malformed(line, f"not an object: expected a JSON object, got {type(value).__name__}")
-    problem = unusable_reason(value)
+    problem = unusable_reason(value) if may_be_unusable(text) else None
     if problem:
         return Malformed(line, problem[0], problem[1])
     return RawRecord(line, value)
