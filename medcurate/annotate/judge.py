@@ -86,13 +86,11 @@ def parse_verdict(kind: str, unit: dict[str, Any], reply: str) -> dict[str, Any]
 
 def reply_client(base_url: str, model: str, api_key: str | None, max_tokens: int = 512) -> Callable[[str], str]:
     """Send one prompt to an OpenAI-compatible judge, get its reply text (greedy, retried with backoff)."""
-    from medcurate.evaluate.endpoint import chat_client, complete_with_retry
-
-    client = chat_client(base_url, api_key)
+    from medcurate.llm.engine import ask_once
 
     def ask(prompt: str) -> str:
-        return complete_with_retry(client, base_url, model, [{"role": "user", "content": prompt}],
-                                   {"temperature": 0.0, "max_new_tokens": max_tokens})
+        return ask_once(base_url, model, [{"role": "user", "content": prompt}],
+                        {"temperature": 0.0, "max_tokens": max_tokens}, api_key=api_key, attempts=4, allow_empty=True)
 
     return ask
 

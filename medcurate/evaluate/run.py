@@ -159,12 +159,14 @@ def _answer(spec: ModelSpec, todo: list[EvalItem], path: Path, settings: dict[st
     batch_size = max(1, int(settings["batch_size"]))
     with open(path, "a", encoding="utf-8") as handle:
         if spec.endpoint:
-            from medcurate.evaluate.endpoint import chat_client, complete_with_retry
+            from medcurate.llm.engine import ask_once
 
-            client = chat_client(spec.endpoint, spec.api_key)
+            params = {"temperature": settings.get("temperature", 0.0), "max_tokens": settings.get("max_new_tokens"),
+                      "seed": settings.get("seed")}
             for item in todo:
-                answer = complete_with_retry(client, spec.endpoint, spec.served_model or "", item.messages, settings,
-                                             retries=settings["retries"], backoff_s=settings["backoff_s"])
+                answer = ask_once(spec.endpoint, spec.served_model or "", item.messages, params,
+                                  api_key=spec.api_key, attempts=int(settings["retries"]) + 1,
+                                  backoff=float(settings["backoff_s"]), allow_empty=True)
                 handle.write(json.dumps(_record(item, answer), ensure_ascii=False) + "\n")
                 handle.flush()
                 if progress:

@@ -70,6 +70,7 @@ class ChatRequest:
     messages: Messages
     params: dict[str, Any] = field(default_factory=dict)
     expect_json: bool = False
+    allow_empty: bool = False         # an empty answer is an answer (evaluation records what a model said)
 
 
 @dataclass
@@ -230,7 +231,7 @@ class LLMEngine:
             result.responses += 1
             self._count_usage(result, record)
             try:
-                result.text, result.value = self._read(record, request.expect_json, parse)
+                result.text, result.value = self._read(record, request.expect_json, parse, request.allow_empty)
                 result.error = None
                 return result
             except BadResponse as exc:
@@ -267,11 +268,12 @@ class LLMEngine:
             self.stats.completion_tokens += completion
 
     @staticmethod
-    def _read(record: dict[str, Any], expect_json: bool, parse: Callable[[str], Any] | None) -> tuple[str, Any]:
+    def _read(record: dict[str, Any], expect_json: bool, parse: Callable[[str], Any] | None,
+              allow_empty: bool = False) -> tuple[str, Any]:
         if not record.get("choices"):
             raise BadResponse("empty choices")
         text = (record.get("text") or "").strip()
-        if not text:
+        if not text and not allow_empty:
             raise BadResponse("empty answer")
         if parse is not None:
             return text, parse(text)
@@ -308,6 +310,17 @@ class LLMEngine:
             with self._lock:
                 self.stats.transport_failures[reason] += 1
         raise BadResponse(reason)
+
+
+def ask_once(base_url: str, model: str, messages: Messages, params: dict[str, Any], *, api_key: str | None = None,
+             attempts: int = 3, backoff: float = 1.0, allow_empty: bool = False) -> str:
+    """One answer, uncached, retried like every engine call; a lasting failure is one line naming the
+    endpoint (evaluation and the annotation judge ask this way)."""
+    engine = LLMEngine(EndpointSettings(base_url, model, api_key, concurrency=1, attempts=attempts, backoff=backoff))
+    result = engine.complete(ChatRequest(messages, params, allow_empty=allow_empty))
+    if not result.ok or result.text is None:
+        raise MedcurateError(f"endpoint {base_url} failed after {attempts} attempts: {result.error}", field="endpoint")
+    return result.text
 
 
 def _record(response: Any) -> dict[str, Any]:
