@@ -35,7 +35,8 @@ lint: install-dev
 	$(BIN)/ruff check medcurate tests benchmarks
 	$(BIN)/mypy
 
-test: install-dev label-studio
+# the README's test command: lint first, then the suite
+test: lint label-studio
 	MEDCURATE_LABEL_STUDIO_BIN=$(abspath $(LS_VENV))/bin/label-studio $(BIN)/python -m pytest -q
 
 clean:

@@ -11,6 +11,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,9 +49,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", default="50000,200000")
     parser.add_argument("--formats", default="trl,alpaca")
-    parser.add_argument("--workdir", default="/tmp/export-bench")
+    parser.add_argument("--workdir", default=None, help="where inputs and stores go (default: a new temp folder)")
     args = parser.parse_args()
-    workdir = Path(args.workdir)
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="medcurate-export-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print("| rows | format | peak RSS MiB | seconds |\n|---|---|---|---|")
     for rows in (int(n) for n in args.rows.split(",")):

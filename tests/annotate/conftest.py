@@ -6,26 +6,18 @@ import http.server
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port, missing_service, served
+
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_EMAIL = "lead@medcurate.test"
 ADMIN_TOKEN = "medcurate-test-token-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def label_studio_binary() -> Path | None:
@@ -52,53 +44,24 @@ def _server_env(data_dir: Path, port: int) -> dict[str, str]:
     return env
 
 
-def _missing(reason: str) -> None:
-    """Skip on a developer's machine without Label Studio; in CI (which installs it) that is a failure."""
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def label_studio(tmp_path_factory):
     """(url, token) of a fresh Label Studio on a free loopback port; stopped by its pid at the end."""
     binary = label_studio_binary()
     if binary is None:
-        _missing("Label Studio not installed: set MEDCURATE_LABEL_STUDIO_BIN or run `make label-studio` "
+        missing_service("Label Studio not installed: set MEDCURATE_LABEL_STUDIO_BIN or run `make label-studio` "
                  "(it needs its own venv, see ../shared/STACK.md)")
     if not binary.exists():
-        _missing(f"MEDCURATE_LABEL_STUDIO_BIN points at a missing file: {binary}")
+        missing_service(f"MEDCURATE_LABEL_STUDIO_BIN points at a missing file: {binary}")
     data_dir = tmp_path_factory.mktemp("label-studio")
     port = free_port()
-    log = (data_dir / "server.log").open("w")
-    process = subprocess.Popen([str(binary), "start", "--internal-host", "127.0.0.1", "--port", str(port),
-                                "--no-browser"], cwd=data_dir, env=_server_env(data_dir, port), stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    command = [str(binary), "start", "--internal-host", "127.0.0.1", "--port", str(port), "--no-browser"]
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"Label Studio exited with {process.returncode}; log: {data_dir / 'server.log'}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("Label Studio did not become healthy within 180 s")
-            time.sleep(0.5)
-        yield url, ADMIN_TOKEN
+        with served(command, url, data_dir / "server.log", name="Label Studio", timeout=180,
+                    env=_server_env(data_dir, port), cwd=data_dir):
+            yield url, ADMIN_TOKEN
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        log.close()
         shutil.rmtree(data_dir / "media", ignore_errors=True)
 
 

@@ -280,7 +280,7 @@ def test_project_with_another_config_is_refused(server, tmp_path):
 
 
 def test_unreachable_server_is_one_clear_line(tmp_path):
-    from tests.annotate.conftest import free_port
+    from tests.conftest import free_port
 
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / "project.json").write_text(json.dumps({"project_id": 1, "kind": "pairwise"}))

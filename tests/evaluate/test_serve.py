@@ -5,59 +5,24 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_medcurate
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.conftest import free_port, run_medcurate, served, transformers_cli
 
 
 @pytest.fixture(scope="session")
 def served_tiny(eval_world, tmp_path_factory):
     """(base URL, served model name) of `transformers serve` running the tiny model; stopped by its pid."""
-    binary = Path(sys.executable).parent / "transformers"
-    if not binary.exists():
-        pytest.skip("transformers[serving] is not installed (no `transformers` command beside python)")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    with open(log, "w") as handle:
-        process = subprocess.Popen([str(binary), "serve", str(eval_world["model"]), "--host", "127.0.0.1",
-                                    "--port", str(port)], stdout=handle, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
+    binary = transformers_cli()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"transformers serve did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(1)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with served([str(binary), "serve", str(eval_world["model"]), "--host", "127.0.0.1", "--port", str(port)], url,
+                tmp_path_factory.mktemp("serve") / "serve.log", name="transformers serve", timeout=240, env=env):
         yield f"{url}/v1", str(eval_world["model"])
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _local_run(eval_world, out: Path, ref_key: str = "qa") -> None:

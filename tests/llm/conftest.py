@@ -8,26 +8,16 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port, served, transformers_cli
+
 REPO = Path(__file__).resolve().parents[2]
 HANG_SECONDS = 3.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _field(prompt: str, label: str) -> str:
@@ -164,41 +154,17 @@ TINY_TEXTS = ["医生您好，我最近头疼，应该怎么办？建议多休�
 @pytest.fixture(scope="session")
 def transformers_endpoint(tmp_path_factory):
     """(base_url, model) of a real ``transformers serve`` with a tiny local Llama on 127.0.0.1."""
-    binary = Path(sys.executable).parent / "transformers"
-    if not binary.exists():
-        pytest.skip("transformers CLI not installed (pip install 'transformers[serving]')")
+    binary = transformers_cli()
     from medcurate.train.tiny import build_tiny_model
 
     folder = tmp_path_factory.mktemp("tiny-serve")
     model = build_tiny_model(TINY_TEXTS, folder / "model")
     port = free_port()
-    log = (folder / "serve.log").open("w")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    process = subprocess.Popen([str(binary), "serve", str(model), "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"transformers serve exited with {process.returncode}; log: {folder / 'serve.log'}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("transformers serve did not become healthy within 240 s")
-            time.sleep(0.5)
-        yield f"{url}/v1", str(model)
+        with served([str(binary), "serve", str(model), "--host", "127.0.0.1", "--port", str(port)], url,
+                    folder / "serve.log", name="transformers serve", timeout=240, env=env):
+            yield f"{url}/v1", str(model)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        log.close()
         shutil.rmtree(folder / "model", ignore_errors=True)

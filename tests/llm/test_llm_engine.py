@@ -21,7 +21,7 @@ from medcurate.llm.engine import (
     refuse_private_rows_to_remote,
 )
 from medcurate.privacy import is_loopback
-from tests.llm.conftest import free_port
+from tests.conftest import free_port
 
 CLEAN_PROMPT = 'Record (JSON):\n{"answer": "多休息"}\n{"decision": "keep|fix|drop"}'
 

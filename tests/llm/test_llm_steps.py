@@ -22,8 +22,7 @@ from medcurate.llm.steps import RUN_STATS, shuffled_options, usable_distractors
 from medcurate.recipe import load_recipe, recipe_from_dict
 from medcurate.store import load_rows
 from medcurate.yamlio import parse_yaml
-from tests.conftest import REPO, run_medcurate
-from tests.llm.conftest import free_port
+from tests.conftest import REPO, free_port, run_medcurate
 
 RECIPES = REPO / "examples" / "recipes"
 DATA = REPO / "examples" / "data"

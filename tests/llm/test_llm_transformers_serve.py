@@ -12,8 +12,7 @@ from medcurate.build import build
 from medcurate.llm.engine import ChatRequest, EndpointSettings, LLMEngine, ResponseCache
 from medcurate.recipe import recipe_from_dict
 from medcurate.store import load_rows
-from tests.conftest import REPO, run_medcurate
-from tests.llm.conftest import free_port
+from tests.conftest import REPO, free_port, run_medcurate
 
 pytestmark = pytest.mark.slow
 
