@@ -135,6 +135,9 @@ class StepContext:
         self.ledger = StageLedger(stage)
         self._rejects = rejects
         self.card = card
+        self.declarations = 0
+        """How many drops, rejects and merges were declared through this context (a cheap way to
+        tell whether a call declared anything)."""
 
     def resolve_path(self, path: str | Path) -> Path:
         """A path from the recipe, relative to the recipe's folder."""
@@ -144,6 +147,7 @@ class StepContext:
     def drop(self, row: Row | None, filter_name: str, count: int = 1) -> None:
         """A row removed on purpose by a named filter (duplicates, too short, no template …)."""
         self.ledger.dropped[filter_name] += count
+        self.declarations += 1
 
     def reject(self, row: Row | None, reason: str, field: str | None = None) -> None:
         """A row that cannot be used, kept in rejects.jsonl with its location and reason."""
@@ -152,6 +156,7 @@ class StepContext:
                                     file=source.get("file"), line=source.get("line"), field=field,
                                     id=(row or {}).get("id")))
         self.ledger.rejected[Reject(reason, self.stage).reason_key] += 1
+        self.declarations += 1
 
     def created(self, count: int = 1) -> None:
         """Declare rows made in addition to the ones received (one record -> several rows)."""
@@ -160,6 +165,7 @@ class StepContext:
     def merged(self, count: int = 1) -> None:
         """Declare rows folded into other rows (several records -> one row)."""
         self.ledger.merged += count
+        self.declarations += 1
 
 
 @dataclass
@@ -231,7 +237,10 @@ class StepInfo:
     (the engine streams it, or runs it in several processes); a ``whole_pass`` step (the
     default) sees every row at once. ``bounded`` builds an object with ``observe(rows, start)``,
     ``finish()`` and ``apply(rows, start)`` that gives the same result as ``function`` in two
-    passes over spilled batches, so a streaming build keeps memory bounded."""
+    passes over spilled batches, so a streaming build keeps memory bounded. It may also have
+    ``decide(rows, start)``, which returns a batch's kept rows at once while it can (dedupe,
+    while its digests fit in memory) and None from the first batch it cannot; that batch and
+    the rest then take the two passes."""
 
     name: str
     function: StepFunction

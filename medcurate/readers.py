@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from medcurate.errors import MedcurateError
 
@@ -212,19 +212,51 @@ def _iter_jsonl_lines(path: Path, encoding: str) -> Iterator[RawRecord | Malform
             return
         handle.seek(len(codecs.BOM_UTF8) if start.startswith(codecs.BOM_UTF8) and encoding.startswith("utf") else 0)
         codec = "utf-8" if encoding.startswith("utf") else encoding
+        number = 0
         anything = False
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            anything = True
+        for block in _line_blocks(handle):
             try:
-                line = raw.decode(codec)
+                lines = block.decode(codec).split("\n")
             except UnicodeDecodeError:
+                bad = next(offset for offset, raw in enumerate(block.split(b"\n")) if not _decodes(raw, codec))
                 hint = " (Chinese sources are often GBK/GB18030: set `encoding: gb18030`)" if codec == "utf-8" else ""
-                raise MedcurateError(f"bytes are not valid {encoding}{hint}", file=str(path), line=number) from None
-            yield parse_json_record(line, number)
+                raise MedcurateError(f"bytes are not valid {encoding}{hint}", file=str(path),
+                                     line=number + bad + 1) from None
+            for line in lines:
+                number += 1
+                if line.strip(_ASCII_SPACE):
+                    anything = True
+                    yield parse_json_record(line, number)
     if not anything:
         raise MedcurateError("file is empty", file=str(path))
+
+
+_ASCII_SPACE = " \t\n\r\x0b\x0c"
+_BLOCK_BYTES = 1 << 20
+
+
+def _line_blocks(handle: IO[bytes]) -> Iterator[bytes]:
+    """The rest of the file in blocks of whole lines (about a megabyte each, the last newline
+    cut off), so lines are decoded and split a block at a time."""
+    tail = b""
+    while block := handle.read(_BLOCK_BYTES):
+        block = tail + block
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            tail = block
+            continue
+        tail = block[cut + 1:]
+        yield block[:cut]
+    if tail:
+        yield tail
+
+
+def _decodes(raw: bytes, codec: str) -> bool:
+    try:
+        raw.decode(codec)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _iter_json_array(text: str, path: str) -> Iterator[RawRecord | Malformed]:

@@ -44,21 +44,25 @@ class RowKind:
     def content_fields(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.fields if spec.name not in ("id", "source"))
 
+    @cached_property
+    def _checks(self) -> tuple[tuple[str, tuple[type, ...], bool, bool, str], ...]:
+        return tuple((spec.name, spec.types, spec.required, spec.nonempty,
+                      " or ".join(t.__name__ for t in spec.types)) for spec in self.fields)
+
     def problems(self, row: dict[str, Any]) -> list[tuple[str, str]]:
         """Every problem of one row as (field, message); empty when the row is valid."""
         found: list[tuple[str, str]] = []
-        for spec in self.fields:
-            if spec.name not in row or row[spec.name] is None:
-                if spec.required:
-                    found.append((spec.name, "missing"))
+        for name, types, required, nonempty, expected in self._checks:
+            value = row.get(name)
+            if value is None:
+                if required:
+                    found.append((name, "missing"))
                 continue
-            value = row[spec.name]
-            if not isinstance(value, spec.types):
-                expected = " or ".join(t.__name__ for t in spec.types)
-                found.append((spec.name, f"expected {expected}, got {type(value).__name__}"))
+            if not isinstance(value, types):
+                found.append((name, f"expected {expected}, got {type(value).__name__}"))
                 continue
-            if spec.nonempty and isinstance(value, (str, list)) and not (value.strip() if isinstance(value, str) else value):
-                found.append((spec.name, "empty"))
+            if nonempty and isinstance(value, str | list) and not (value.strip() if isinstance(value, str) else value):
+                found.append((name, "empty"))
         if not found:
             for check in self.extra_checks:
                 found.extend(check(row))
@@ -179,11 +183,18 @@ def row_kind(name: str) -> RowKind:
 
 
 _CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+# The same encoder's C core, made once: JSONEncoder.encode builds it anew on every call, which
+# costs as much as encoding a row. No cycle check (rows are trees; a cycle ends in RecursionError).
+_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_C_CANONICAL = (_MAKE_ENCODER(None, str, json.encoder.encode_basestring, None, ":", ",", True, False, True)
+                if _MAKE_ENCODER is not None else None)
 
 
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no whitespace: the basis of every content hash."""
-    return _CANONICAL.encode(value)
+    if _C_CANONICAL is None or isinstance(value, str):
+        return _CANONICAL.encode(value)
+    return "".join(_C_CANONICAL(value, 0))
 
 
 def stable_row_id(row: dict[str, Any], kind: RowKind) -> str:

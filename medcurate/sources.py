@@ -26,7 +26,10 @@ from medcurate.pipeline import (
 
 
 def apply_field_options(record: dict[str, Any], options: dict[str, Any]) -> Row:
-    """Rename, pick and default columns as the source's options say."""
+    """Rename, pick and default columns as the source's options say (a record read from a file
+    is a fresh dict, so without those options it is the row)."""
+    if not (options.get("fields") or options.get("keep") or options.get("defaults")):
+        return record
     mapping = options.get("fields") or {}
     if mapping:
         row = {target: record.get(column) for target, column in mapping.items()}

@@ -54,6 +54,7 @@ def _key_hash(seed: int, kind: str, value: str) -> int:
 
 
 _EVERY = (1 << 64) - 1
+SPLIT_NAMES = ("train", "validation", "test")
 
 
 class SplitPlanner:
@@ -164,12 +165,13 @@ class SplitPlanner:
         return present[codes] & ((hashes < limit_hash[codes])
                                  | ((hashes == limit_hash[codes]) & (ties <= limit_tie[codes])))
 
-    def assignments(self) -> Iterator[tuple[list[str], np.ndarray]]:
-        """In row order, chunk by chunk: the split of every row and its stratum code."""
+    def assignments(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """In row order, chunk by chunk: each row's split as an index into ``SPLIT_NAMES``, and
+        its stratum code."""
         for chunk in self.records.chunks():
-            split = np.where(self._at_most(chunk, self.test_key), 2, np.where(self._at_most(chunk, self.validation_key), 1, 0))
-            names = np.array(["train", "validation", "test"], dtype=object)[split]
-            yield names.tolist(), chunk["stratum"]
+            split = np.where(self._at_most(chunk, self.test_key), 2,
+                             np.where(self._at_most(chunk, self.validation_key), 1, 0)).astype(np.int8)
+            yield split, chunk["stratum"]
 
     def close(self) -> None:
         self.records.close()
@@ -186,9 +188,9 @@ def assign_splits(rows: list[dict[str, Any]], config: SplitConfig) -> tuple[dict
     notes = planner.finish()
     result: dict[str, list[dict[str, Any]]] = {name: [] for name in planner.names}
     position = 0
-    for names, _ in planner.assignments():
-        for name in names:
-            result[name].append(rows[position])
+    for split, _ in planner.assignments():
+        for index in split.tolist():
+            result[SPLIT_NAMES[index]].append(rows[position])
             position += 1
     planner.close()
     return result, notes

@@ -17,12 +17,13 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import hashlib
+import itertools
 import json
 import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -346,59 +347,135 @@ ROW_GROUP_ROWS = 32_768
 SCHEMA_CHUNK_ROWS = 8_192
 
 
+@dataclass
+class RowChunk:
+    """A fixed number of a version's rows, column by column, as Arrow arrays inferred from this
+    chunk alone. Such an array is what the final schema stores unless the column's type changes
+    in a later chunk or the column becomes JSON; then the Python values are needed again, and
+    for a column whose values the array does not give back exactly (``inexact``: a mix such as
+    int and float, dicts, lists) they are kept aside, in memory or in a spill file read only
+    then. Columns already stored as JSON keep their Python values in ``values``."""
+
+    rows: int
+    arrays: dict[str, Any]
+    values: dict[str, list[Any]]
+    inexact: tuple[str, ...] = ()
+    kept_aside: dict[str, list[Any]] | None = None
+    load_aside: Callable[[], dict[str, list[Any]]] | None = None
+
+    def original(self, name: str) -> list[Any] | None:
+        """The column's Python values as the rows held them (None when no row had the column)."""
+        if name in self.values:
+            return self.values[name]
+        if name not in self.arrays:
+            return None
+        if name not in self.inexact:
+            return self.arrays[name].to_pylist()
+        if self.kept_aside is None:
+            assert self.load_aside is not None
+            self.kept_aside = self.load_aside()
+        return self.kept_aside[name]
+
+
+_SCALARS = frozenset({str, int, float, bool})
+
+
+def _held_exactly(kinds: frozenset) -> bool:
+    """Whether an Arrow array gives back these Python values unchanged (a mix such as int and
+    float would come back as floats, a dict as a struct with every field)."""
+    present = kinds - {type(None)}
+    return len(present) <= 1 and present <= _SCALARS
+
+
 class SchemaInference:
     """One Arrow schema for a version, inferred column by column over fixed-size chunks of rows
     (so the result does not depend on how the rows were batched). A column whose values have no
-    common Arrow type is stored as JSON text and listed in ``json_columns``."""
+    common Arrow type is stored as JSON text and listed in ``json_columns``. The chunks come
+    back as ``RowChunk``s, which ``table`` turns into Arrow under the final schema."""
 
     def __init__(self) -> None:
         self.types: dict[str, Any] = {}
         self.json_columns: list[str] = []
         self._chunk: list[dict[str, Any]] = []
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
+    def add(self, rows: list[dict[str, Any]]) -> list[RowChunk]:
+        """Takes rows in order; returns the chunks they completed."""
+        done = []
         for row in rows:
             self._chunk.append(row)
             if len(self._chunk) == SCHEMA_CHUNK_ROWS:
-                self._infer()
+                done.append(self._infer())
+        return done
 
-    def _infer(self) -> None:
+    def finish(self) -> list[RowChunk]:
+        """The last, partial chunk (if any); the schema is final after this."""
+        return [self._infer()] if self._chunk else []
+
+    def _infer(self) -> RowChunk:
         import pyarrow as pa
 
         rows, self._chunk = self._chunk, []
+        chunk = RowChunk(len(rows), {}, {})
+        aside: dict[str, list[Any]] = {}
         text_only = {frozenset({str}): pa.string(), frozenset({str, type(None)}): pa.string(),
                      frozenset({type(None)}): pa.null()}
-        names = list(dict.fromkeys(key for row in rows for key in row))
+        names = list(dict.fromkeys(itertools.chain.from_iterable(rows)))
         for name in names:
-            if name in self.json_columns:
-                continue
             values = [row.get(name) for row in rows]
+            if name in self.json_columns:
+                chunk.values[name] = values
+                continue
+            kinds = frozenset(map(type, values))
+            array = pa.array(values, type=text_only[kinds]) if kinds in text_only else None
             try:
-                kinds = frozenset(map(type, values))
-                found = text_only[kinds] if kinds in text_only else pa.array(values).type
+                if array is None:
+                    array = pa.array(values)
+                found = array.type
                 known = self.types.get(name)
                 if known is not None and known != found:
                     found = pa.unify_schemas([pa.schema([(name, known)]), pa.schema([(name, found)])],
                                              promote_options="permissive").field(name).type
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                 self.json_columns.append(name)
-                found = pa.string()
+                found, array = pa.string(), None
             self.types[name] = found
+            if array is None:
+                chunk.values[name] = values
+                continue
+            chunk.arrays[name] = array
+            if not _held_exactly(kinds):
+                aside[name] = values
+        chunk.inexact, chunk.kept_aside = tuple(aside), aside
+        return chunk
 
     def schema(self):
         import pyarrow as pa
 
         if self._chunk:
-            self._infer()
+            raise RuntimeError("SchemaInference.finish() was not called")
         return pa.schema([(name, self.types[name]) for name in sorted(self.types, key=_column_order)])
 
-    def stored(self, row: dict[str, Any]) -> dict[str, Any]:
-        """The row as written: every non-null value of a JSON column becomes canonical JSON
-        (text too, so a reader can decode the column without guessing)."""
-        for name in self.json_columns:
-            if row.get(name) is not None:
-                row[name] = canonical_json(row[name])
-        return row
+    def table(self, chunk: RowChunk, schema):
+        """The chunk's rows under the final schema, as ``Table.from_pylist`` would build them
+        from the rows: missing columns are nulls, and every non-null value of a JSON column is
+        canonical JSON (text too, so a reader can decode the column without guessing)."""
+        import pyarrow as pa
+
+        columns = []
+        for field in schema:
+            name = field.name
+            if name in self.json_columns:
+                values = chunk.original(name)
+                columns.append(pa.nulls(chunk.rows, pa.string()) if values is None else
+                               pa.array([None if value is None else canonical_json(value) for value in values],
+                                        type=pa.string()))
+            elif name in chunk.arrays and chunk.arrays[name].type == field.type:
+                columns.append(chunk.arrays[name])
+            elif name in chunk.arrays:
+                columns.append(pa.array(chunk.original(name), type=field.type))
+            else:
+                columns.append(pa.nulls(chunk.rows, field.type))
+        return pa.Table.from_arrays(columns, schema=schema)
 
 
 class SplitFileWriter:
@@ -411,26 +488,34 @@ class SplitFileWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.schema = schema
         self.rows = 0
-        self._buffer: list[dict[str, Any]] = []
+        self.buffered = 0
+        self._pending: list[Any] = []
         self._writer = pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=True,
                                         write_statistics=True)
 
-    def write(self, row: dict[str, Any]) -> None:
-        self._buffer.append(row)
-        if len(self._buffer) == ROW_GROUP_ROWS:
-            self._flush()
+    def write(self, table) -> None:
+        """Appends an Arrow table of this split's next rows."""
+        if not table.num_rows:
+            return
+        self._pending.append(table)
+        self.buffered += table.num_rows
+        while self.buffered >= ROW_GROUP_ROWS:
+            self._flush(ROW_GROUP_ROWS)
 
-    def _flush(self) -> None:
+    def _flush(self, count: int) -> None:
         import pyarrow as pa
 
-        if self._buffer:
-            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema),
-                                     row_group_size=ROW_GROUP_ROWS)
-            self.rows += len(self._buffer)
-            self._buffer = []
+        pending = pa.concat_tables(self._pending)
+        group = pending.slice(0, count).combine_chunks()
+        rest = pending.slice(count)
+        self._writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
+        self.rows += group.num_rows
+        self.buffered = rest.num_rows
+        self._pending = [rest] if rest.num_rows else []
 
     def close(self) -> None:
-        self._flush()
+        if self.buffered:
+            self._flush(self.buffered)
         self._writer.close()
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 import medcurate
 from medcurate.card import LICENSE_FILE, arrow_features, license_text, markdown_table, render_card
-from medcurate.engines.spill import BatchSpill
+from medcurate.engines.spill import BatchSpill, ChunkSpill
 from medcurate.errors import ConservationError, MedcurateError
 from medcurate.pipeline import (
     ROW_LOCAL,
@@ -43,8 +43,16 @@ from medcurate.privacy import version_privacy
 from medcurate.readers import Malformed, file_sha256, iter_records
 from medcurate.recipe import Recipe
 from medcurate.schemas import canonical_json, row_kind, stable_row_id
-from medcurate.splits import SplitPlanner
-from medcurate.store import SchemaInference, SplitFileWriter, Version, check_counts, publish_staged, staging_folder
+from medcurate.splits import SPLIT_NAMES, SplitPlanner
+from medcurate.store import (
+    RowChunk,
+    SchemaInference,
+    SplitFileWriter,
+    Version,
+    check_counts,
+    publish_staged,
+    staging_folder,
+)
 
 ProgressFactory = Callable[[str, int | None], Any]
 DEFAULT_BATCH_SIZE = 4096
@@ -372,12 +380,25 @@ class StreamingBuild:
             raise MedcurateError(f"bad parameters for step {info.name!r}: {exc}", file=self.recipe.origin,
                                  field=f"steps.{info.name}") from None
         ledger = stage.ctx.ledger
+        deciding = hasattr(plan, "decide")
+        spilled_from = None
         for batch in batches:
+            kept = plan.decide(batch, ledger.rows_in) if deciding else None
+            if kept is not None:
+                ledger.rows_in += len(batch)
+                ledger.rows_out += len(kept)
+                self._drain()
+                if kept:
+                    yield kept
+                continue
+            deciding = False
+            if spilled_from is None:
+                spilled_from = ledger.rows_in
             plan.observe(batch, ledger.rows_in)
             spill.write(batch)
             ledger.rows_in += len(batch)
         plan.finish()
-        position = 0
+        position = spilled_from or 0
         for batch in spill.read():
             kept = plan.apply(batch, position)
             position += len(batch)
@@ -387,6 +408,11 @@ class StreamingBuild:
                 yield kept
 
     def _write_splits(self, batches: Iterator[list[Row]], staged: Path):
+        """First pass: publish checks, split keys and the schema, the rows kept as Arrow chunks
+        (on disk unless the engine holds everything); second pass: each chunk's rows to their
+        split files."""
+        import pyarrow as pa
+
         recipe = self.recipe
         planner = SplitPlanner(recipe.splits, None if self.in_memory else self.scratch / "split-keys")
         schema = SchemaInference()
@@ -394,8 +420,9 @@ class StreamingBuild:
 
         checks = publish_checks(recipe.kind)
         unscreened: Row | None = None
-        held: list[list[Row]] = []
-        spill = None if self.in_memory else BatchSpill(self.scratch / "splits.spill")
+        held: list[RowChunk] = []
+        spill = None if self.in_memory else ChunkSpill(self.scratch / "splits.spill")
+        keep = held.append if spill is None else spill.write
         position = 0
         for batch in batches:
             for check in checks:
@@ -403,37 +430,60 @@ class StreamingBuild:
             if unscreened is None:
                 unscreened = next((row for row in batch if gate_problem(row)), None)
             planner.observe(batch, position)
-            schema.add(batch)
             position += len(batch)
-            if spill is None:
-                held.append(batch)
-            else:
-                spill.write(batch)
+            for chunk in schema.add(batch):
+                keep(chunk)
+        for chunk in schema.finish():
+            keep(chunk)
         try:
             notes = planner.finish()
         except MedcurateError as exc:
             raise MedcurateError(exc.message, file=self.recipe.origin, field=exc.field) from None
         arrow_schema = schema.schema()
         writers = {name: SplitFileWriter(staged / "data" / f"{name}.parquet", arrow_schema) for name in planner.names}
-        per_stratum = {name: np.zeros(len(planner.codes), dtype=np.int64) for name in planner.names}
-        rows = (row for batch in (held if spill is None else spill.read()) for row in batch)
+        per_stratum = np.zeros((len(SPLIT_NAMES), len(planner.codes)), dtype=np.int64)
+        assignments = _RowCursor(planner.assignments())
         try:
-            for names, codes in planner.assignments():
-                for name, row in zip(names, rows, strict=False):
-                    writers[name].write(schema.stored(row))
-                for name in planner.names:
-                    np.add.at(per_stratum[name], codes[np.asarray(names) == name], 1)
+            for chunk in (held if spill is None else spill.read()):
+                table = schema.table(chunk, arrow_schema)
+                split, codes = assignments.take(chunk.rows)
+                np.add.at(per_stratum, (split, codes), 1)
+                present = np.unique(split)
+                if len(present) == 1:
+                    writers[SPLIT_NAMES[present[0]]].write(table)
+                    continue
+                for index in present.tolist():
+                    writers[SPLIT_NAMES[index]].write(table.filter(pa.array(split == index)))
         finally:
             planner.close()
             for writer in writers.values():
                 writer.close()
         strata = {name: Counter({stratum or "(none)": int(count) for stratum, count
-                                 in zip(planner.stratum_names(), per_stratum[name], strict=True) if count})
+                                 in zip(planner.stratum_names(), per_stratum[SPLIT_NAMES.index(name)], strict=True)
+                                 if count})
                   for name in planner.names}
         if recipe.splits.stratify:
             _stratum_section(self.card, strata, recipe.splits.stratify)
         self.unscreened = unscreened
         return {name: writer.rows for name, writer in writers.items()}, notes, schema
+
+
+class _RowCursor:
+    """The planner's (split, stratum) arrays, re-cut to the row chunks' sizes."""
+
+    def __init__(self, chunks: Iterator[tuple[np.ndarray, np.ndarray]]):
+        self.chunks = chunks
+        self.split: np.ndarray = np.zeros(0, dtype=np.int8)
+        self.codes: np.ndarray = np.zeros(0, dtype=np.uint32)
+
+    def take(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        while len(self.split) < count:
+            split, codes = next(self.chunks)
+            self.split = np.concatenate([self.split, split])
+            self.codes = np.concatenate([self.codes, codes])
+        taken = self.split[:count], self.codes[:count]
+        self.split, self.codes = self.split[count:], self.codes[count:]
+        return taken
 
 
 def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) -> Iterator[Row]:
@@ -460,14 +510,14 @@ def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) 
             if isinstance(item, Malformed):
                 ctx.reject({"source": location}, item.reason, item.field)
                 continue
-            declared_before = _declared(ctx.ledger)
+            declared_before = ctx.declarations
             try:
                 produced = list(source_format.parse(item.data, spec, ctx))
             except RecordError as exc:
                 ctx.reject({"source": location}, exc.reason, exc.field)
                 continue
             if not produced:
-                if _declared(ctx.ledger) == declared_before:
+                if ctx.declarations == declared_before:
                     raise ConservationError(f"source format {spec.format!r} returned no row for a record without "
                                             f"declaring why", file=display, line=item.line)
             if len(produced) > 1:
@@ -491,10 +541,6 @@ def _stratum_section(card: CardContributions, per_split: dict[str, Counter], str
     card.add_section(f"Rows per {stratify} per split",
                      markdown_table([stratify, *per_split], [[name, *(per_split[s][name] for s in per_split)]
                                                              for name in strata]))
-
-
-def _declared(ledger: StageLedger) -> int:
-    return sum(ledger.dropped.values()) + sum(ledger.rejected.values()) + ledger.merged
 
 
 def _counts(stages: list[StageLedger], split_counts: dict[str, int]) -> dict[str, Any]:

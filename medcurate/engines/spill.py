@@ -2,18 +2,22 @@
 
 A whole-pass step sees every row twice: once to learn what it needs (digests, counts,
 split keys) and once to apply its decision. Between the passes the rows wait on disk
-(``BatchSpill``), and what the step learned is kept as fixed-width numpy records on disk
-(``DigestBuckets``, ``KeyRecords``), read back a bounded chunk at a time.
+(``BatchSpill``; before the split files they wait as Arrow columns, ``ChunkSpill``), and
+what the step learned is kept as fixed-width numpy records on disk (``DigestBuckets``,
+``KeyRecords``), read back a bounded chunk at a time.
 """
 from __future__ import annotations
 
 import marshal
 import pickle
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from medcurate.store import RowChunk
 
 CHUNK_RECORDS = 1 << 20
 _MARSHAL, _PICKLE = b"M", b"P"
@@ -29,11 +33,7 @@ class BatchSpill:
         self.batches = 0
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        """marshal (twice as fast as pickle) unless a value is of a type only pickle keeps."""
-        try:
-            payload = _MARSHAL + marshal.dumps(rows, 4)
-        except ValueError:
-            payload = _PICKLE + pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+        payload = _dump(rows)
         self._handle.write(len(payload).to_bytes(8, "little"))
         self._handle.write(payload)
         self.batches += 1
@@ -44,10 +44,77 @@ class BatchSpill:
         try:
             with open(self.path, "rb") as handle:
                 for _ in range(self.batches):
-                    payload = handle.read(int.from_bytes(handle.read(8), "little"))
-                    yield marshal.loads(payload[1:]) if payload[:1] == _MARSHAL else pickle.loads(payload[1:])
+                    yield _load(handle.read(int.from_bytes(handle.read(8), "little")))
         finally:
             self.path.unlink(missing_ok=True)
+
+
+def _dump(value: Any) -> bytes:
+    """marshal (twice as fast as pickle) unless a value is of a type only pickle keeps."""
+    try:
+        return _MARSHAL + marshal.dumps(value, 4)
+    except ValueError:
+        return _PICKLE + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load(payload: bytes) -> Any:
+    return marshal.loads(payload[1:]) if payload[:1] == _MARSHAL else pickle.loads(payload[1:])
+
+
+class ChunkSpill:
+    """``RowChunk``s one after another: their Arrow columns as IPC streams (written and read
+    back without touching a Python object) with the JSON columns' values marshalled beside
+    them; the values kept aside for inexact columns go to a second file, read only for a chunk
+    whose column changed type later."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.aside_path = path.with_suffix(path.suffix + ".aside")
+        self._handle: Any = open(path, "wb")
+        self._aside: Any = open(self.aside_path, "wb")
+        self.chunks = 0
+
+    def write(self, chunk: RowChunk) -> None:
+        import pyarrow as pa
+
+        columns = pa.RecordBatch.from_arrays(list(chunk.arrays.values()), names=list(chunk.arrays))
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, columns.schema) as stream:
+            stream.write_batch(columns)
+        arrow = sink.getvalue()
+        aside = _dump(chunk.kept_aside) if chunk.inexact else b""
+        offset = self._aside.tell()
+        self._aside.write(aside)
+        rest = _dump((chunk.rows, chunk.values, chunk.inexact, offset, len(aside)))
+        self._handle.write(len(arrow).to_bytes(8, "little"))
+        self._handle.write(arrow)
+        self._handle.write(len(rest).to_bytes(8, "little"))
+        self._handle.write(rest)
+        self.chunks += 1
+
+    def read(self) -> Iterator[RowChunk]:
+        """Every chunk in order; the files are removed once read."""
+        import pyarrow as pa
+
+        self._handle.close()
+        self._aside.close()
+        try:
+            with open(self.path, "rb") as handle, open(self.aside_path, "rb") as aside:
+                for _ in range(self.chunks):
+                    arrow = handle.read(int.from_bytes(handle.read(8), "little"))
+                    rows, values, inexact, offset, length = _load(handle.read(int.from_bytes(handle.read(8), "little")))
+                    columns = pa.ipc.open_stream(arrow).read_next_batch()
+                    yield RowChunk(rows, dict(zip(columns.schema.names, columns.columns, strict=True)), values,
+                                   tuple(inexact), load_aside=partial(_read_at, aside, offset, length))
+        finally:
+            self.path.unlink(missing_ok=True)
+            self.aside_path.unlink(missing_ok=True)
+
+
+def _read_at(handle: Any, offset: int, length: int) -> Any:
+    handle.seek(offset)
+    return _load(handle.read(length))
 
 
 _DIGEST = np.dtype([("high", ">u8"), ("low", ">u8")])
@@ -66,15 +133,14 @@ class DigestBuckets:
         self._pending: list[np.ndarray] = []
         self._pending_rows = 0
 
-    def add(self, start: int, digests: list[bytes]) -> None:
-        parsed = np.frombuffer(b"".join(digests), dtype=_DIGEST)
-        records = np.empty(len(parsed), dtype=_BUCKETED)
-        records["high"] = parsed["high"]
-        records["low"] = parsed["low"]
-        records["position"] = np.arange(start, start + len(parsed), dtype=np.uint64)
+    def add(self, start: int, high: np.ndarray, low: np.ndarray) -> None:
+        records = np.empty(len(high), dtype=_BUCKETED)
+        records["high"] = high
+        records["low"] = low
+        records["position"] = np.arange(start, start + len(high), dtype=np.uint64)
         self._pending.append(records)
         self._pending_rows += len(records)
-        self.count = max(self.count, start + len(parsed))
+        self.count = max(self.count, start + len(high))
         if self._pending_rows >= CHUNK_RECORDS:
             self._flush()
 
@@ -106,6 +172,91 @@ class DigestBuckets:
             repeat = (ordered["high"][1:] == ordered["high"][:-1]) & (ordered["low"][1:] == ordered["low"][:-1])
             flags[ordered["position"][1:][repeat]] = True
         return flags
+
+
+def parse_digests(digests: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """128-bit digests as their (high, low) 64-bit halves."""
+    parsed = np.frombuffer(b"".join(digests), dtype=_DIGEST)
+    return parsed["high"].astype(np.uint64), parsed["low"].astype(np.uint64)
+
+
+class DigestTable:
+    """A set of 128-bit digests in memory: an open-addressing table of numpy arrays (17 bytes a
+    slot, at most half full), probed a whole batch at a time. Holds at most ``limit`` digests;
+    ``add_new`` says when a batch would pass it, and the caller goes to disk from there on."""
+
+    def __init__(self, limit: int, capacity: int = 1 << 16):
+        self.limit = limit
+        self.count = 0
+        self._allocate(capacity)
+
+    def _allocate(self, capacity: int) -> None:
+        self.mask = np.uint64(capacity - 1)
+        self.high = np.zeros(capacity, dtype=np.uint64)
+        self.low = np.zeros(capacity, dtype=np.uint64)
+        self.used = np.zeros(capacity, dtype=bool)
+
+    def add_new(self, high: np.ndarray, low: np.ndarray) -> np.ndarray | None:
+        """Per digest, whether it is new (in neither the table nor earlier in this batch); the
+        new ones are added. None, and nothing added, when they would pass the limit."""
+        first = _first_in_batch(high, low)
+        candidates = np.flatnonzero(first)
+        if self.count + len(candidates) > self.limit:
+            return None
+        while 2 * (self.count + len(candidates)) > len(self.used):
+            self._grow()
+        present = self._probe(high[candidates], low[candidates], insert=True)
+        new = np.zeros(len(high), dtype=bool)
+        new[candidates[~present]] = True
+        return new
+
+    def contains(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
+        return self._probe(high, low, insert=False)
+
+    def _grow(self) -> None:
+        used = self.used
+        high, low = self.high[used], self.low[used]
+        self._allocate(2 * len(used))
+        self.count = 0
+        self._probe(high, low, insert=True)
+
+    def _probe(self, high: np.ndarray, low: np.ndarray, insert: bool) -> np.ndarray:
+        """Linear probing for every digest at once (distinct digests when inserting): a digest
+        stops at its match or at an empty slot, which it claims when inserting; of several that
+        claim one slot in a round the first wins and the others probe on."""
+        present = np.zeros(len(high), dtype=bool)
+        slots = high & self.mask
+        pending = np.arange(len(high))
+        while len(pending):
+            at = slots[pending]
+            used = self.used[at]
+            match = used & (self.high[at] == high[pending]) & (self.low[at] == low[pending])
+            present[pending[match]] = True
+            settled = match | ~used
+            if insert and (~used).any():
+                claimers, claimed = pending[~used], at[~used]
+                won, first = np.unique(claimed, return_index=True)
+                winners = claimers[first]
+                self.used[won], self.high[won], self.low[won] = True, high[winners], low[winners]
+                self.count += len(winners)
+                lost = np.ones(len(claimers), dtype=bool)
+                lost[first] = False
+                settled[np.flatnonzero(~used)[lost]] = False
+            moving = used & ~match
+            slots[pending[moving]] = (at[moving] + np.uint64(1)) & self.mask
+            pending = pending[~settled]
+        return present
+
+
+def _first_in_batch(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """True at each digest's first position within the batch."""
+    order = np.lexsort((np.arange(len(high)), low, high))
+    ordered_high, ordered_low = high[order], low[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (ordered_high[1:] != ordered_high[:-1]) | (ordered_low[1:] != ordered_low[:-1])
+    first = np.zeros(len(order), dtype=bool)
+    first[order[starts]] = True
+    return first
 
 
 KEY_RECORD = np.dtype([("stratum", "<u4"), ("hash", "<u8"), ("tie", "<u8")])

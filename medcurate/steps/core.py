@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import Field
 
 from medcurate.conversion import instruction_to_messages
@@ -83,28 +84,56 @@ def _dedupe_key(row: Row, fields: list[str]) -> str:
 
 
 class _BoundedDedupe:
-    """Exact de-duplication in bounded memory: 128-bit digests of the keys go to hash-bucketed
-    files on disk; each bucket is sorted on its own to find every digest's first row."""
+    """Exact de-duplication in bounded memory. 128-bit digests of the keys are kept in an
+    in-memory table while they fit (``ONLINE_DIGESTS``), so each batch is decided as it comes
+    and no row waits; past that, the rest of the rows wait on disk and their digests go to
+    hash-bucketed files, each bucket sorted on its own to find every digest's first row."""
 
     BUCKETS = 64
+    ONLINE_DIGESTS = 1 << 21
 
     def __init__(self, ctx: StepContext, scratch: Path, fields: list[str]):
-        from medcurate.engines.spill import DigestBuckets
+        from medcurate.engines.spill import DigestBuckets, DigestTable
 
         self.ctx = ctx
         self.fields = fields
+        self.table = DigestTable(self.ONLINE_DIGESTS)
         self.buckets = DigestBuckets(scratch / "dedupe", self.BUCKETS)
+        self.seen_online: list[np.ndarray] = []
+        self.spilled_from: int | None = None
         self.duplicate: Any = None
 
+    def _digests(self, rows: list[Row]) -> tuple[np.ndarray, np.ndarray]:
+        from medcurate.engines.spill import parse_digests
+
+        return parse_digests([hashlib.blake2b(_dedupe_key(row, self.fields).encode("utf-8"), digest_size=16).digest()
+                              for row in rows])
+
+    def decide(self, rows: list[Row], start: int) -> list[Row] | None:
+        """The rows kept, while the digests seen so far fit in memory; None from the first batch
+        that would not fit (that batch and the rest go through observe / finish / apply)."""
+        new = self.table.add_new(*self._digests(rows))
+        if new is None:
+            return None
+        kept = [row for row, is_new in zip(rows, new.tolist(), strict=True) if is_new]
+        if len(kept) != len(rows):
+            self.ctx.drop(None, "duplicate", len(rows) - len(kept))
+        return kept
+
     def observe(self, rows: list[Row], start: int) -> None:
-        self.buckets.add(start, [hashlib.blake2b(_dedupe_key(row, self.fields).encode("utf-8"), digest_size=16).digest()
-                                 for row in rows])
+        high, low = self._digests(rows)
+        if self.spilled_from is None:
+            self.spilled_from = start
+        self.seen_online.append(self.table.contains(high, low))
+        self.buckets.add(start - self.spilled_from, high, low)
 
     def finish(self) -> None:
-        self.duplicate = self.buckets.later_occurrences()
+        later = self.buckets.later_occurrences()
+        self.duplicate = later | np.concatenate(self.seen_online) if self.seen_online else later
 
     def apply(self, rows: list[Row], start: int) -> list[Row]:
-        flags = self.duplicate[start:start + len(rows)]
+        offset = start - (self.spilled_from or 0)
+        flags = self.duplicate[offset:offset + len(rows)]
         kept = [row for row, is_duplicate in zip(rows, flags, strict=True) if not is_duplicate]
         if len(kept) != len(rows):
             self.ctx.drop(None, "duplicate", len(rows) - len(kept))

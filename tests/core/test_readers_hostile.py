@@ -57,3 +57,37 @@ def test_json_arrays_skip_an_unreadable_element_and_keep_reading(tmp_path):
                                                            ("Malformed", 5), ("RawRecord", 6)]
     assert [i.reason for i in items if isinstance(i, Malformed)] == [REASONS["deep"], REASONS["long_number"],
                                                                      REASONS["surrogate"]]
+
+
+def test_jsonl_read_in_blocks_keeps_every_line_number(tmp_path, monkeypatch):
+    """Lines are decoded a block at a time; blocks of a few bytes cut through multibyte
+    characters, CRLF pairs and blank lines, and every record keeps its own line number."""
+    import medcurate.readers as readers
+
+    lines = ['{"问": "头晕乏力怎么办？"}', "", '{"问": "血压高"}\r', "  ", '{"问": "糖尿病饮食"}', '{"问": ']
+    for encoding in ("utf-8", "gb18030"):
+        path = tmp_path / f"blocks-{encoding}.jsonl"
+        path.write_bytes("\n".join(lines).encode(encoding))
+        expected = [(item.line, getattr(item, "data", None)) for item in iter_records(path, "jsonl", encoding)]
+        for block in (1, 3, 7, 64):
+            monkeypatch.setattr(readers, "_BLOCK_BYTES", block)
+            got = [(item.line, getattr(item, "data", None)) for item in iter_records(path, "jsonl", encoding)]
+            assert got == expected, (encoding, block)
+        monkeypatch.undo()
+    assert [line for line, _ in expected] == [1, 3, 5, 6]
+    assert [data for _, data in expected][:3] == [{"问": "头晕乏力怎么办？"}, {"问": "血压高"}, {"问": "糖尿病饮食"}]
+
+
+def test_bad_bytes_in_a_block_name_their_line(tmp_path, monkeypatch):
+    import pytest
+
+    import medcurate.readers as readers
+    from medcurate.errors import MedcurateError
+
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"a": "1"}\n{"a": "2"}\n{"a": "\xff"}\n{"a": "4"}\n')
+    for block in (5, 1 << 20):
+        monkeypatch.setattr(readers, "_BLOCK_BYTES", block)
+        with pytest.raises(MedcurateError) as raised:
+            list(iter_records(path, "jsonl", "utf-8"))
+        assert raised.value.line == 3 and "gb18030" in str(raised.value)

@@ -92,6 +92,7 @@ def test_streaming_build_holds_a_bounded_number_of_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(store_module, "ROW_GROUP_ROWS", 256)
     monkeypatch.setattr(store_module, "SCHEMA_CHUNK_ROWS", 256)
     monkeypatch.setattr("medcurate.engines.spill.CHUNK_RECORDS", 1000)  # digests and split keys go to disk
+    monkeypatch.setattr("medcurate.steps.core._BoundedDedupe.ONLINE_DIGESTS", 2000)  # dedupe spills past 2,000
     peak = {"batch": 0, "buffered": 0}
     original_run_segment = local.run_segment
 
@@ -101,9 +102,9 @@ def test_streaming_build_holds_a_bounded_number_of_rows(tmp_path, monkeypatch):
 
     original_write = store_module.SplitFileWriter.write
 
-    def counting_write(self, row):
-        original_write(self, row)
-        peak["buffered"] = max(peak["buffered"], len(self._buffer))
+    def counting_write(self, table):
+        original_write(self, table)
+        peak["buffered"] = max(peak["buffered"], self.buffered)
 
     monkeypatch.setattr(local, "run_segment", counting_run_segment)
     monkeypatch.setattr(store_module.SplitFileWriter, "write", counting_write)
@@ -129,6 +130,85 @@ def test_ray_engine_publishes_the_local_version(tmp_path):
                    batch_size=3).version
     assert on_ray.version == local_version.version
     assert _files(on_ray) == _files(local_version)
+
+
+def _repeating(tmp_path: Path, rows: int, period: int) -> Path:
+    """Rows whose content comes back every ``period`` rows, so a duplicate's first occurrence
+    can lie thousands of rows (many batches) earlier."""
+    data = tmp_path / "repeating.jsonl"
+    with open(data, "w", encoding="utf-8") as handle:
+        for index in range(rows):
+            key = index % period if index % 7 else index
+            handle.write(json.dumps({"instruction": f"问题{key}", "query": "", "task": "qa", "answer": f"回答{key}。",
+                                     "department": ["心内科", "儿科"][key % 2]}, ensure_ascii=False) + "\n")
+    return data
+
+
+def test_dedupe_that_outgrows_memory_goes_on_from_disk_with_the_same_result(tmp_path, monkeypatch):
+    """Dedupe decides each batch from an in-memory digest table while it fits; a tiny table makes
+    it move to disk midway, with duplicates whose first row was decided in memory."""
+    data = _repeating(tmp_path, 12_000, 2_500)
+    recipe = dict(_bench_recipe(data), steps=[{"dedupe": {"fields": ["instruction", "answer"]}}])
+    in_memory_table = build(recipe_from_dict(recipe), store=tmp_path / "a", batch_size=100)
+    monkeypatch.setattr("medcurate.steps.core._BoundedDedupe.ONLINE_DIGESTS", 700)
+    monkeypatch.setattr("medcurate.engines.spill.CHUNK_RECORDS", 500)
+    spilled = build(recipe_from_dict(recipe), store=tmp_path / "b", batch_size=100)
+    held = build(recipe_from_dict(recipe), store=tmp_path / "c", engine="memory")
+    assert in_memory_table.version.version == spilled.version.version == held.version.version
+    assert _files(spilled.version) == _files(held.version)
+    unique = 2_500 + sum(1 for index in range(2_500, 12_000) if index % 7 == 0)
+    assert spilled.manifest["counts"]["rows_written"] == unique
+    assert spilled.manifest["counts"]["filtered"] == {"duplicate": 12_000 - unique}
+
+
+def test_digest_table_agrees_with_a_set_when_slots_collide():
+    """Digests that share their high bits land on neighbouring slots: every batch's new ones
+    must be exactly those a Python set has not seen, also across the table's growth."""
+    import numpy as np
+
+    from medcurate.engines.spill import DigestTable
+
+    random = np.random.default_rng(7)
+    pool_high = random.integers(0, 64, size=3_000, dtype=np.uint64)
+    pool_low = random.integers(0, 2**63, size=3_000, dtype=np.uint64)
+    table, seen = DigestTable(limit=10**6, capacity=16), set()
+    for _ in range(40):
+        picked = random.integers(0, 3_000, size=200)
+        high, low = pool_high[picked], pool_low[picked]
+        expected, batch = [], set()
+        for pair in zip(high.tolist(), low.tolist(), strict=True):
+            expected.append(pair not in seen and pair not in batch)
+            batch.add(pair)
+        seen |= batch
+        new = table.add_new(high, low)
+        assert new is not None and new.tolist() == expected
+    assert table.count == len(seen)
+    assert table.contains(pool_high, pool_low).tolist() == [pair in seen for pair in zip(pool_high.tolist(),
+                                                                                           pool_low.tolist(), strict=True)]
+    assert DigestTable(limit=10).add_new(pool_high[:50], pool_low[:50]) is None
+
+
+def test_columns_that_change_type_after_their_chunk_was_spilled(tmp_path, monkeypatch):
+    """A list column of ints that later holds a float, a struct that later gains a key and an
+    int column that later becomes JSON: their spilled chunks are rebuilt from the kept values."""
+    monkeypatch.setattr("medcurate.store.SCHEMA_CHUNK_ROWS", 8)
+    data = tmp_path / "changing.jsonl"
+    rows = [{"instruction": f"问题{i}", "query": "", "answer": f"回答{i}", "task": "qa",
+             "doses": [i, i + 1] if i < 30 else [0.5], "vitals": {"hr": i} if i < 30 else {"hr": i, "bp": "120/80"},
+             "late": [i] if i < 30 else "文字", "mixed": [1, 2.5] if i % 2 else None}
+            for i in range(40)]
+    data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    recipe = {"name": "changing", "kind": "instruction",
+              "sources": [{"name": "rows", "path": str(data), "options": {"keep_unmapped": True}}]}
+    streamed = build(recipe_from_dict(recipe), store=tmp_path / "a", batch_size=3)
+    held = build(recipe_from_dict(recipe), store=tmp_path / "b", engine="memory")
+    assert _files(streamed.version) == _files(held.version) and streamed.manifest["json_columns"] == ["late"]
+    stored = load_rows(streamed.version.ref, store=tmp_path / "a")["train"]
+    assert [row["doses"] for row in stored] == [[float(i), float(i + 1)] for i in range(30)] + [[0.5]] * 10
+    assert [row["vitals"] for row in stored] == [{"hr": i, "bp": None} for i in range(30)] + [
+        {"hr": i, "bp": "120/80"} for i in range(30, 40)]
+    assert [row["late"] for row in stored] == [row["late"] for row in rows]
+    assert [row["mixed"] for row in stored] == [row["mixed"] for row in rows]
 
 
 def test_group_splits_spilled_to_disk_equal_the_in_memory_ones(tmp_path, monkeypatch):
