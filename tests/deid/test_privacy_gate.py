@@ -12,7 +12,7 @@ import pytest
 
 from medcurate.build import build
 from medcurate.errors import MedcurateError
-from medcurate.pipeline import register_step, steps
+from medcurate.pipeline import ROW_LOCAL, register_step, steps
 from medcurate.privacy import ALLOW_FLAG, is_loopback, privacy_status, require_safe_endpoint
 from medcurate.recipe import load_recipe, recipe_from_dict
 from medcurate.store import load_rows
@@ -249,3 +249,28 @@ def test_pseudonyms_in_a_version_need_the_secret(tmp_path, monkeypatch):
         build(recipe, store=tmp_path / "store")
     assert info.value.field == "steps.deid.secret_env"
     assert "A-12-3456" not in str(info.value)
+
+
+def test_deid_runs_batch_by_batch_in_worker_processes_with_the_whole_step_checks(store, tmp_path):
+    """deid is row-local: batches of 4 in two worker processes publish the version a single pass
+    does; its whole-step checks still see every batch (a required column only some rows have is
+    fine, one no row has refuses the build)."""
+    assert steps()["deid"].kind == ROW_LOCAL
+    recipe = ehr_recipe([{"deid": {"fields": ["present_illness", "patient_id"]}}, "ehr_pairs"])
+    single = build(recipe, store=store, engine="memory")
+    parallel = build(recipe, store=tmp_path / "parallel", batch_size=4, workers=2)
+    assert parallel.version.version == single.version.version
+    assert parallel.manifest["stats"]["deid"] == single.manifest["stats"]["deid"]
+    deid_stage = next(stage for stage in single.manifest["counts"]["stages"] if stage["stage"] == "deid")
+    assert single.manifest["stats"]["deid"]["rows"] == deid_stage["rows_in"] > 60
+    assert "PERSON" in single.manifest["stats"]["deid"]["identifiers_by_type"]
+    late = tmp_path / "late.jsonl"   # only the last note has a past history, so only the last batch has the column
+    records = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    late.write_text("".join(json.dumps(dict(record, 既往史="高血压病史10年" if index == len(records) - 1 else ""),
+                                       ensure_ascii=False) + "\n" for index, record in enumerate(records)), encoding="utf-8")
+    only_last = recipe_from_dict({"name": "late", "kind": "ehr", "steps": [{"deid": {"fields": "past_history"}}, "ehr_pairs"],
+                                  "sources": [{"name": "ward", "path": str(late), "format": "ehr",
+                                               "options": {"fields": MAPPING}}]})
+    assert build(only_last, store=tmp_path / "late", batch_size=4, workers=2).manifest["counts"]["rows_written"] > 0
+    with pytest.raises(MedcurateError, match=r"steps\.deid\.fields.*no row has column 'query'"):
+        build(ehr_recipe([{"deid": {"fields": "query"}}, "ehr_pairs"]), store=tmp_path / "none", batch_size=4, workers=2)
