@@ -127,8 +127,11 @@ class StepContext:
     and the ledger through which it declares drops, rejects, merges and new rows."""
 
     def __init__(self, stage: str, *, base_dir: Path, store: Path, seed: int,
-                 rejects: list[Reject], card: CardContributions):
+                 rejects: list[Reject], card: CardContributions, grouping: Any = None):
         self.stage = stage
+        self.grouping = grouping
+        """The engine's distributed grouping (the Ray engine's ``RayGrouping``), in which a bounded
+        step keeps the keys of its whole-pass decision; None when the build runs on one machine."""
         self.base_dir = base_dir
         self.store = store
         self.seed = seed

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from medcurate.engines.spill import KEY_RECORD, KeyRecords
+from medcurate.engines.spill import KEY_RECORD, KeyRecords, at_most
 from medcurate.errors import MedcurateError
 from medcurate.recipe import SplitConfig
 from medcurate.schemas import canonical_json
@@ -67,9 +67,9 @@ class SplitPlanner:
     past a chunk); the thresholds come from a chunked scan that keeps only the smallest keys
     per stratum, so no global shuffle and no row is held."""
 
-    def __init__(self, config: SplitConfig, spill_path: Path | None = None):
+    def __init__(self, config: SplitConfig, spill_path: Path | None = None, records: Any = None):
         self.config = config
-        self.records = KeyRecords(spill_path)
+        self.records = records if records is not None else KeyRecords(spill_path)
         self.codes: dict[str, int] = {}
         self.group_stratum: dict[str, str] = {}
         self.sizes: Counter = Counter()
@@ -128,42 +128,16 @@ class SplitPlanner:
 
     def _kth_keys(self, wanted: dict[int, int]) -> dict[int, tuple[int, int]]:
         """Per stratum, the key of its k-th smallest row (every row when k reaches its size)."""
-        best: dict[int, np.ndarray] = {}
-        for chunk in self.records.chunks():
-            ordered = chunk[np.lexsort((chunk["tie"], chunk["hash"], chunk["stratum"]))]
-            codes, starts = np.unique(ordered["stratum"], return_index=True)
-            ends = [*starts[1:], len(ordered)]
-            for code, begin, end in zip(codes.tolist(), starts.tolist(), ends, strict=True):
-                k = wanted.get(code, 0)
-                if not k:
-                    continue
-                candidates = ordered[begin:min(end, begin + k)]
-                if code in best:
-                    merged = np.concatenate([best[code], candidates])
-                    candidates = merged[np.lexsort((merged["tie"], merged["hash"]))][:k]
-                best[code] = candidates
+        best = self.records.smallest({code: k for code, k in wanted.items() if k})
         return {code: ((int(best[code]["hash"][-1]), int(best[code]["tie"][-1])) if k < self.sizes[code]
                        else (_EVERY, _EVERY))
                 for code, k in wanted.items() if k and code in best}
 
     def _count_at_most(self, thresholds: dict[int, tuple[int, int]]) -> dict[int, int]:
-        counts = np.zeros(len(self.codes), dtype=np.int64)
-        for chunk in self.records.chunks():
-            np.add.at(counts, chunk["stratum"][self._at_most(chunk, thresholds)], 1)
-        return {code: int(count) for code, count in enumerate(counts)}
+        return self.records.count_at_most(len(self.codes), thresholds)
 
     def _at_most(self, chunk: np.ndarray, thresholds: dict[int, tuple[int, int]]) -> np.ndarray:
-        """Which records' keys are at or below their stratum's threshold."""
-        size = len(self.codes)
-        present = np.zeros(size, dtype=bool)
-        limit_hash = np.zeros(size, dtype=np.uint64)
-        limit_tie = np.zeros(size, dtype=np.uint64)
-        for code, (key_hash, tie) in thresholds.items():
-            present[code], limit_hash[code], limit_tie[code] = True, key_hash, tie
-        codes = chunk["stratum"]
-        hashes, ties = chunk["hash"], chunk["tie"]
-        return present[codes] & ((hashes < limit_hash[codes])
-                                 | ((hashes == limit_hash[codes]) & (ties <= limit_tie[codes])))
+        return at_most(chunk, len(self.codes), thresholds)
 
     def assignments(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """In row order, chunk by chunk: each row's split as an index into ``SPLIT_NAMES``, and

@@ -219,6 +219,7 @@ class StreamingBuild:
         self.stages: list[_Stage] = []
         self.sources_meta: list[dict[str, Any]] = []
         self.settings = SegmentSettings(recipe.base_dir, root, recipe.seed, recipe.kind, recipe.origin)
+        self.grouping = getattr(executor, "grouping", None)
 
     def run(self) -> Version:
         folder = self.root / self.recipe.name
@@ -239,7 +240,7 @@ class StreamingBuild:
     def _stage(self, name: str) -> _Stage:
         rejects: list[Reject] = []
         ctx = StepContext(name, base_dir=self.recipe.base_dir, store=self.root, seed=self.recipe.seed,
-                          rejects=rejects, card=self.card)
+                          rejects=rejects, card=self.card, grouping=self.grouping)
         stage = _Stage(ctx, rejects, self.scratch / "rejects" / f"{len(self.stages):04d}.jsonl")
         stage.log.parent.mkdir(parents=True, exist_ok=True)
         self.stages.append(stage)
@@ -414,7 +415,8 @@ class StreamingBuild:
         import pyarrow as pa
 
         recipe = self.recipe
-        planner = SplitPlanner(recipe.splits, None if self.in_memory else self.scratch / "split-keys")
+        planner = SplitPlanner(recipe.splits, None if self.in_memory else self.scratch / "split-keys",
+                               records=self.grouping.key_records() if self.grouping is not None else None)
         schema = SchemaInference()
         from medcurate.deid.gate import gate_problem
 

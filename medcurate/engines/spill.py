@@ -289,6 +289,44 @@ class KeyRecords:
         if self._pending:
             yield np.concatenate(self._pending)
 
+    def smallest(self, wanted: dict[int, int]) -> dict[int, np.ndarray]:
+        """Per stratum code, its ``wanted[code]`` records with the smallest (hash, tie), sorted;
+        a chunk at a time, keeping only those."""
+        best: dict[int, np.ndarray] = {}
+        for chunk in self.chunks():
+            ordered = chunk[np.lexsort((chunk["tie"], chunk["hash"], chunk["stratum"]))]
+            codes, starts = np.unique(ordered["stratum"], return_index=True)
+            ends = [*starts[1:], len(ordered)]
+            for code, begin, end in zip(codes.tolist(), starts.tolist(), ends, strict=True):
+                k = wanted.get(code, 0)
+                if not k:
+                    continue
+                candidates = ordered[begin:min(end, begin + k)]
+                if code in best:
+                    merged = np.concatenate([best[code], candidates])
+                    candidates = merged[np.lexsort((merged["tie"], merged["hash"]))][:k]
+                best[code] = candidates
+        return best
+
+    def count_at_most(self, strata: int, thresholds: dict[int, tuple[int, int]]) -> dict[int, int]:
+        """Per stratum code, how many records are at or below its threshold."""
+        counts = np.zeros(strata, dtype=np.int64)
+        for chunk in self.chunks():
+            np.add.at(counts, chunk["stratum"][at_most(chunk, strata, thresholds)], 1)
+        return {code: int(count) for code, count in enumerate(counts)}
+
     def close(self) -> None:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+def at_most(chunk: np.ndarray, strata: int, thresholds: dict[int, tuple[int, int]]) -> np.ndarray:
+    """Which key records are at or below their stratum's (hash, tie) threshold."""
+    present = np.zeros(strata, dtype=bool)
+    limit_hash = np.zeros(strata, dtype=np.uint64)
+    limit_tie = np.zeros(strata, dtype=np.uint64)
+    for code, (key_hash, tie) in thresholds.items():
+        present[code], limit_hash[code], limit_tie[code] = True, key_hash, tie
+    codes = chunk["stratum"]
+    hashes, ties = chunk["hash"], chunk["tie"]
+    return present[codes] & ((hashes < limit_hash[codes]) | ((hashes == limit_hash[codes]) & (ties <= limit_tie[codes])))

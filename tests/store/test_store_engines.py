@@ -121,15 +121,43 @@ def test_streaming_build_holds_a_bounded_number_of_rows(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_ray_engine_publishes_the_local_version(tmp_path):
-    """A local Ray with two CPUs (about 30 s, most of it Ray starting)."""
-    pytest.importorskip("ray")
-    store = tmp_path / "store"
-    local_version = build(load_recipe(RECIPES / "consultation_qa.yaml"), store=tmp_path / "local").version
-    on_ray = build(load_recipe(RECIPES / "consultation_qa.yaml"), store=store, engine="ray", num_cpus=2,
-                   batch_size=3).version
-    assert on_ray.version == local_version.version
-    assert _files(on_ray) == _files(local_version)
+def test_ray_engine_publishes_the_local_version(tmp_path, monkeypatch):
+    """A local Ray with two CPUs (started once): an example recipe, then dedupe and stratified
+    group splits whose decisions come from Ray's groupby (first digests, each stratum's smallest
+    keys, rows per stratum under a threshold); each publishes the local engine's version."""
+    ray = pytest.importorskip("ray")
+    import medcurate.engines.ray as on_ray_module
+
+    used: list[str] = []
+
+    def spying(name, original):
+        def spy(self, *args):
+            used.append(name)
+            return original(self, *args)
+        return spy
+
+    for owner, name in ((on_ray_module.RayDigests, "later_occurrences"), (on_ray_module.RayKeyRecords, "smallest"),
+                        (on_ray_module.RayKeyRecords, "count_at_most")):
+        monkeypatch.setattr(owner, name, spying(name, getattr(owner, name)))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        local_version = build(load_recipe(RECIPES / "consultation_qa.yaml"), store=tmp_path / "local").version
+        on_ray = build(load_recipe(RECIPES / "consultation_qa.yaml"), store=tmp_path / "ray", engine="ray",
+                       batch_size=3).version
+        assert on_ray.version == local_version.version
+        assert _files(on_ray) == _files(local_version)
+        monkeypatch.setattr("medcurate.engines.spill.CHUNK_RECORDS", 500)
+        data = _repeating(tmp_path, 6_000, 1_500)
+        grouped = dict(_bench_recipe(data), name="grouped", steps=[{"dedupe": {"fields": ["instruction", "answer"]}}],
+                       splits={"seed": 5, "validation": 0.1, "test": 100, "stratify": "department", "group": "answer"})
+        local = build(recipe_from_dict(grouped), store=tmp_path / "local", batch_size=256)
+        spread = build(recipe_from_dict(grouped), store=tmp_path / "ray", engine="ray", batch_size=256)
+        assert spread.version.version == local.version.version
+        assert _files(spread.version) == _files(local.version)
+        assert spread.manifest["counts"]["filtered"]["duplicate"] > 0
+        assert {"later_occurrences", "smallest", "count_at_most"} <= set(used), used
+    finally:
+        ray.shutdown()
 
 
 def _repeating(tmp_path: Path, rows: int, period: int) -> Path:
