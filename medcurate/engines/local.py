@@ -334,9 +334,11 @@ class StreamingBuild:
             return batches
         steps = [step for step, _ in segment]
         stats: list[dict[str, Any]] = [{} for _ in segment]
+        # the schema check alone costs less per row than sending the row to a worker and back
+        executor = InProcess() if all(step.name == SCHEMA_STAGE for step in steps) else self.executor
 
         def flow() -> Iterator[list[Row]]:
-            for rows, reports in self.executor.map(steps, self.settings, batches):
+            for rows, reports in executor.map(steps, self.settings, batches):
                 for (_, stage), report, added in zip(segment, reports, stats, strict=True):
                     merge_stats(added, report.stats)
                     ledger = stage.ctx.ledger

@@ -33,7 +33,7 @@ class BatchSpill:
         self.batches = 0
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        payload = _dump(rows)
+        payload = dump(rows)
         self._handle.write(len(payload).to_bytes(8, "little"))
         self._handle.write(payload)
         self.batches += 1
@@ -44,12 +44,12 @@ class BatchSpill:
         try:
             with open(self.path, "rb") as handle:
                 for _ in range(self.batches):
-                    yield _load(handle.read(int.from_bytes(handle.read(8), "little")))
+                    yield load(handle.read(int.from_bytes(handle.read(8), "little")))
         finally:
             self.path.unlink(missing_ok=True)
 
 
-def _dump(value: Any) -> bytes:
+def dump(value: Any) -> bytes:
     """marshal (twice as fast as pickle) unless a value is of a type only pickle keeps."""
     try:
         return _MARSHAL + marshal.dumps(value, 4)
@@ -57,7 +57,7 @@ def _dump(value: Any) -> bytes:
         return _PICKLE + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _load(payload: bytes) -> Any:
+def load(payload: bytes) -> Any:
     return marshal.loads(payload[1:]) if payload[:1] == _MARSHAL else pickle.loads(payload[1:])
 
 
@@ -83,10 +83,10 @@ class ChunkSpill:
         with pa.ipc.new_stream(sink, columns.schema) as stream:
             stream.write_batch(columns)
         arrow = sink.getvalue()
-        aside = _dump(chunk.kept_aside) if chunk.inexact else b""
+        aside = dump(chunk.kept_aside) if chunk.inexact else b""
         offset = self._aside.tell()
         self._aside.write(aside)
-        rest = _dump((chunk.rows, chunk.values, chunk.inexact, offset, len(aside)))
+        rest = dump((chunk.rows, chunk.values, chunk.inexact, offset, len(aside)))
         self._handle.write(len(arrow).to_bytes(8, "little"))
         self._handle.write(arrow)
         self._handle.write(len(rest).to_bytes(8, "little"))
@@ -103,7 +103,7 @@ class ChunkSpill:
             with open(self.path, "rb") as handle, open(self.aside_path, "rb") as aside:
                 for _ in range(self.chunks):
                     arrow = handle.read(int.from_bytes(handle.read(8), "little"))
-                    rows, values, inexact, offset, length = _load(handle.read(int.from_bytes(handle.read(8), "little")))
+                    rows, values, inexact, offset, length = load(handle.read(int.from_bytes(handle.read(8), "little")))
                     columns = pa.ipc.open_stream(arrow).read_next_batch()
                     yield RowChunk(rows, dict(zip(columns.schema.names, columns.columns, strict=True)), values,
                                    tuple(inexact), load_aside=partial(_read_at, aside, offset, length))
@@ -114,7 +114,7 @@ class ChunkSpill:
 
 def _read_at(handle: Any, offset: int, length: int) -> Any:
     handle.seek(offset)
-    return _load(handle.read(length))
+    return load(handle.read(length))
 
 
 _DIGEST = np.dtype([("high", ">u8"), ("low", ">u8")])

@@ -88,7 +88,7 @@ class _BoundedDedupe:
     in-memory table while they fit (``ONLINE_DIGESTS``), so each batch is decided as it comes
     and no row waits; past that, the rest of the rows wait on disk and their digests go to
     hash-bucketed files, each bucket sorted on its own to find every digest's first row (on the
-    Ray engine, to Ray's object store, where a groupby finds them)."""
+    Ray engine, past the table, to Ray's object store, where a groupby finds them)."""
 
     BUCKETS = 64
     ONLINE_DIGESTS = 1 << 21
@@ -98,8 +98,7 @@ class _BoundedDedupe:
 
         self.ctx = ctx
         self.fields = fields
-        # on Ray the decision is Ray's groupby over every digest (no in-memory table on the driver)
-        self.table = DigestTable(self.ONLINE_DIGESTS if ctx.grouping is None else 0)
+        self.table = DigestTable(self.ONLINE_DIGESTS)
         self.buckets = DigestBuckets(scratch / "dedupe", self.BUCKETS) if ctx.grouping is None else ctx.grouping.digests()
         self.seen_online: list[np.ndarray] = []
         self.spilled_from: int | None = None

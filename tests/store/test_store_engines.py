@@ -125,20 +125,18 @@ def test_ray_engine_publishes_the_local_version(tmp_path, monkeypatch):
     """A local Ray with two CPUs (started once): an example recipe, then dedupe and stratified
     group splits whose decisions come from Ray's groupby (first digests, each stratum's smallest
     keys, rows per stratum under a threshold); each publishes the local engine's version."""
-    ray = pytest.importorskip("ray")
-    import medcurate.engines.ray as on_ray_module
+    pytest.importorskip("ray")
+    import ray
+    import ray.data
 
-    used: list[str] = []
+    grouped_by: list[object] = []
+    original_groupby = ray.data.Dataset.groupby
 
-    def spying(name, original):
-        def spy(self, *args):
-            used.append(name)
-            return original(self, *args)
-        return spy
+    def spy(self, key, *args, **kwargs):
+        grouped_by.append(key)
+        return original_groupby(self, key, *args, **kwargs)
 
-    for owner, name in ((on_ray_module.RayDigests, "later_occurrences"), (on_ray_module.RayKeyRecords, "smallest"),
-                        (on_ray_module.RayKeyRecords, "count_at_most")):
-        monkeypatch.setattr(owner, name, spying(name, getattr(owner, name)))
+    monkeypatch.setattr(ray.data.Dataset, "groupby", spy)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         local_version = build(load_recipe(RECIPES / "consultation_qa.yaml"), store=tmp_path / "local").version
@@ -147,6 +145,10 @@ def test_ray_engine_publishes_the_local_version(tmp_path, monkeypatch):
         assert on_ray.version == local_version.version
         assert _files(on_ray) == _files(local_version)
         monkeypatch.setattr("medcurate.engines.spill.CHUNK_RECORDS", 500)
+        monkeypatch.setattr("medcurate.engines.ray.WINDOW_ROWS", 1_000)   # several windows, run in the background
+        monkeypatch.setattr("medcurate.engines.ray.BLOCK_ROWS", 1_000)    # keys over several blocks
+        monkeypatch.setattr("medcurate.engines.ray.DRIVER_RECORDS", 500)  # split keys grouped by Ray
+        monkeypatch.setattr("medcurate.steps.core._BoundedDedupe.ONLINE_DIGESTS", 300)  # digests grouped by Ray
         data = _repeating(tmp_path, 6_000, 1_500)
         grouped = dict(_bench_recipe(data), name="grouped", steps=[{"dedupe": {"fields": ["instruction", "answer"]}}],
                        splits={"seed": 5, "validation": 0.1, "test": 100, "stratify": "department", "group": "answer"})
@@ -155,7 +157,7 @@ def test_ray_engine_publishes_the_local_version(tmp_path, monkeypatch):
         assert spread.version.version == local.version.version
         assert _files(spread.version) == _files(local.version)
         assert spread.manifest["counts"]["filtered"]["duplicate"] > 0
-        assert {"later_occurrences", "smallest", "count_at_most"} <= set(used), used
+        assert ["high", "low"] in grouped_by and grouped_by.count("stratum") >= 3, grouped_by
     finally:
         ray.shutdown()
 
