@@ -32,13 +32,13 @@ class BatchSpill:
         self._handle: Any = open(path, "wb")
         self.batches = 0
 
-    def write(self, rows: list[dict[str, Any]]) -> None:
+    def write(self, rows: list[Any]) -> None:
         payload = dump(rows)
         self._handle.write(len(payload).to_bytes(8, "little"))
         self._handle.write(payload)
         self.batches += 1
 
-    def read(self) -> Iterator[list[dict[str, Any]]]:
+    def read(self) -> Iterator[list[Any]]:
         """Every batch in order; the file is removed once read."""
         self._handle.close()
         try:
@@ -134,13 +134,18 @@ class DigestBuckets:
         self._pending_rows = 0
 
     def add(self, start: int, high: np.ndarray, low: np.ndarray) -> None:
+        self.add_at(np.arange(start, start + len(high), dtype=np.uint64), high, low)
+
+    def add_at(self, positions: np.ndarray, high: np.ndarray, low: np.ndarray) -> None:
+        """Digests with their positions (several digests may share one)."""
         records = np.empty(len(high), dtype=_BUCKETED)
         records["high"] = high
         records["low"] = low
-        records["position"] = np.arange(start, start + len(high), dtype=np.uint64)
+        records["position"] = positions
         self._pending.append(records)
         self._pending_rows += len(records)
-        self.count = max(self.count, start + len(high))
+        if len(positions):
+            self.count = max(self.count, int(positions.max()) + 1)
         if self._pending_rows >= CHUNK_RECORDS:
             self._flush()
 
@@ -157,6 +162,22 @@ class DigestBuckets:
             if bounds[index] < bounds[index + 1]:
                 with open(self.folder / f"{index:04d}", "ab") as handle:
                     records[bounds[index]:bounds[index + 1]].tofile(handle)
+
+    def runs(self) -> Iterator[np.ndarray]:
+        """The positions of every digest added more than once, in position order, a run at a time."""
+        self._flush()
+        for index in range(self.buckets):
+            path = self.folder / f"{index:04d}"
+            if not path.exists():
+                continue
+            records = np.fromfile(path, dtype=_BUCKETED)
+            path.unlink()
+            ordered = records[np.lexsort((records["position"], records["low"], records["high"]))]
+            starts = np.ones(len(ordered), dtype=bool)
+            starts[1:] = (ordered["high"][1:] != ordered["high"][:-1]) | (ordered["low"][1:] != ordered["low"][:-1])
+            for run in np.split(ordered["position"], np.flatnonzero(starts)[1:]):
+                if len(run) > 1:
+                    yield run
 
     def later_occurrences(self) -> np.ndarray:
         """A flag per stream position: True where an earlier position had the same digest."""

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from medcurate.errors import MedcurateError
 from medcurate.pipeline import Row, StepContext, register_step
-from medcurate.quality.near_dedupe import near_duplicate_clusters
+from medcurate.quality.near_dedupe import StreamedClusters, near_duplicate_clusters
 from medcurate.quality.overlap import DEFAULT_NGRAM, all_texts, build_index, evaluation_rows
 from medcurate.quality.text import TEXT_FIELDS, clean_text, has_cjk, longest_clause, map_row_texts, row_texts
 from medcurate.schemas import canonical_json
@@ -99,7 +102,54 @@ def drop_garbled(rows: list[Row], ctx: StepContext, max_clause: int = 40) -> lis
     return kept
 
 
-@register_step("near_dedupe", reads=("instruction", "query", "answer", "messages", "*text fields"))
+class _BoundedNearDedupe:
+    """``near_dedupe`` in two passes over spilled rows, with the same clusters and card: see
+    ``StreamedClusters``; the card's example references wait in a spill of their own."""
+
+    def __init__(self, ctx: StepContext, scratch: Path, threshold: float = 0.8, ngram: int = 5, num_perm: int = 128,
+                 fields: list[str] | None = None):
+        from medcurate.engines.spill import BatchSpill
+
+        if not 0 < float(threshold) <= 1:
+            raise MedcurateError("threshold must be in (0, 1]", field="steps.near_dedupe.threshold")
+        self.ctx, self.fields = ctx, _fields(fields)
+        self.threshold, self.ngram = float(threshold), int(ngram)
+        self.index = StreamedClusters(scratch, self.threshold, self.ngram, int(num_perm))
+        self.references = BatchSpill(scratch / "references")
+        self.dropped: Any = None
+
+    def observe(self, rows: list[Row], start: int) -> None:
+        self.index.add(["\n".join(row_texts(row, self.fields)) for row in rows])
+        self.references.write([row_reference(row) for row in rows])
+
+    def finish(self) -> None:
+        clusters = self.index.finish()
+        dropped = sorted(clusters.duplicate_of)
+        if dropped:
+            self.ctx.drop(None, "near_duplicate", len(dropped))
+        shown = dropped[:EXAMPLES]
+        wanted = set(shown) | {clusters.duplicate_of[index] for index in shown}
+        references: dict[int, str] = {}
+        position = 0
+        for batch in self.references.read():
+            references.update((position + offset, reference) for offset, reference in enumerate(batch)
+                              if position + offset in wanted)
+            position += len(batch)
+        sizes = clusters.cluster_sizes
+        _record(self.ctx, "near_dedupe", rows_in=self.index.count, dropped=len(dropped), clusters=len(sizes),
+                largest_cluster=max(sizes.values(), default=0), threshold=self.threshold, ngram=self.ngram,
+                cluster_sizes=dict(sorted(Counter(sizes.values()).items())),
+                examples_dropped=[f"{references[i]} ~ {references[clusters.duplicate_of[i]]}" for i in shown])
+        self.dropped = np.zeros(self.index.count, dtype=bool)
+        self.dropped[dropped] = True
+
+    def apply(self, rows: list[Row], start: int) -> list[Row]:
+        flags = self.dropped[start:start + len(rows)]
+        return [row for row, is_dropped in zip(rows, flags.tolist(), strict=True) if not is_dropped]
+
+
+@register_step("near_dedupe", reads=("instruction", "query", "answer", "messages", "*text fields"),
+               bounded=_BoundedNearDedupe)
 def near_dedupe(rows: list[Row], ctx: StepContext, threshold: float = 0.8, ngram: int = 5, num_perm: int = 128,
                 fields: list[str] | None = None) -> list[Row]:
     """Drop near-duplicates (filter ``near_duplicate``): MinHash LSH over character ``ngram``s of the

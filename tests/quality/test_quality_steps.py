@@ -178,3 +178,34 @@ def test_drop_garbled_removes_answers_that_lost_their_commas(tmp_path):
     result = build(recipe_from_dict(_recipe(data, [{"drop_garbled": {}}])), store=tmp_path / "s")
     assert result.manifest["counts"]["filtered"] == {"garbled_text": 1}
     assert result.manifest["stats"]["quality"]["drop_garbled"]["examples_dropped"] == ["qa:1"]
+
+
+def test_near_dedupe_streamed_in_batches_finds_the_clusters_of_the_whole_pass(tmp_path, monkeypatch):
+    """The streaming build runs near_dedupe per group of rows that share an LSH bucket, its keys
+    spilled to disk; clusters, dropped rows, card and version equal the whole-pass step's."""
+    import random
+
+    monkeypatch.setattr("medcurate.engines.spill.CHUNK_RECORDS", 500)
+    pick = random.Random(3)
+    advice = ["高血压患者应当低盐饮食，规律服用降压药物，并定期监测血压变化情况。",
+              "糖尿病患者需要控制饮食，适量运动，按时使用胰岛素或口服降糖药物。",
+              "感冒多由病毒引起，注意休息，多饮水，必要时对症治疗，一般一周左右可自愈。"]
+    characters = "头痛发热咳嗽胸闷心悸乏力恶心呕吐腹泻便秘失眠口渴多尿水肿皮疹关节疼痛视物模糊耳鸣眩晕"
+    rows = []
+    for index in range(1_200):
+        text = advice[index % 3]
+        if index % 4 == 0:
+            text += f"（编号{index}）"
+        elif index % 4 == 1:
+            text = text[:-4] + f"祝早日康复{index % 7}"
+        else:
+            text = f"患者自述{index}：" + "".join(pick.choice(characters) for _ in range(40))
+        rows.append({"instruction": f"问题{index % 11}", "answer": text})
+    recipe = _recipe(_write(tmp_path / "qa.jsonl", rows), [{"near_dedupe": {"threshold": 0.7}}])
+    streamed = build(recipe_from_dict(recipe), store=tmp_path / "a", batch_size=97)
+    whole = build(recipe_from_dict(recipe), store=tmp_path / "b", engine="memory")
+    assert streamed.version.version == whole.version.version
+    stats = streamed.manifest["stats"]["quality"]["near_dedupe"]
+    assert stats == whole.manifest["stats"]["quality"]["near_dedupe"]
+    assert stats["dropped"] > 300 and stats["largest_cluster"] > 10 and len(stats["examples_dropped"]) == 5
+    assert streamed.manifest["counts"]["filtered"] == {"near_duplicate": stats["dropped"]}
