@@ -13,7 +13,9 @@ import hashlib
 import random
 from collections import Counter
 from functools import cache
+from pathlib import Path
 
+import numpy as np
 import yaml
 
 from medcurate.card import markdown_table, stacked_bar_chart
@@ -24,7 +26,7 @@ from medcurate.cmedins.formats import (
 )
 from medcurate.cmedins.sources import gold_row
 from medcurate.errors import MedcurateError
-from medcurate.pipeline import RecordError, Row, StepContext, register_step
+from medcurate.pipeline import CardContributions, RecordError, Row, StepContext, register_step
 from medcurate.resources import data_folder
 from medcurate.schemas import canonical_json
 
@@ -66,8 +68,130 @@ def _template_index(seed: int, row: Row, count: int) -> int:
     return int.from_bytes(hashlib.sha256(basis.encode("utf-8")).digest()[:4], "big") % count
 
 
+def _task_rows(row: Row, ctx: StepContext, triage: bool) -> list[Row]:
+    """The task rows one input row gives (none when it is dropped or rejected, declared on ``ctx``)."""
+    provenance = {"source": row["source"]} if row.get("source") else {}
+    try:
+        if row.get("task") in TASKS and isinstance(row.get("gold"), dict):
+            made = [row]
+        elif row.get("input") and row.get("diagnosis"):
+            made = [dict(item, **provenance) for item in _ehr_gold_rows(row, triage)]
+        elif isinstance(row.get("messages"), list):
+            query = _first_user_turn(row["messages"]).strip()
+            if not row.get("department") or not query:
+                ctx.drop(row, "no_department" if query else "no_user_turn")
+                return []
+            made = [dict(gold_row("triage", query, {"department": row["department"]}, row["department"]),
+                         **provenance)]
+        else:
+            ctx.reject(row, "unknown row: neither a task row, an EHR pair nor a dialogue with a department")
+            return []
+    except RecordError as exc:
+        ctx.reject(row, exc.reason, exc.field)
+        return []
+    if made[0] is not row:
+        ctx.merged(1)
+        ctx.created(len(made))
+    return made
+
+
+def _with_template(row: Row, seed: int) -> None:
+    templates = load_templates(row["task"])
+    template = templates[_template_index(seed, row, len(templates))]
+    row["instruction"] = template["instruction"]
+    if row["task"] == "cmeie":
+        row["instruction"] += f"\n可用的关系类型：{'、'.join(CMEIE_PREDICATES)}"
+    row["template_id"] = template["id"]
+    row.setdefault("department", "")
+
+
+_TASK_NAMES = list(TASKS)
+
+
+class _BoundedCmedins:
+    """``cmedins`` in two passes over spilled rows, with the same rows, counts and card. The first
+    pass renders each row's task rows to learn their task, department and template (codes, a few
+    bytes a task row) and declares drops and rejects; the per-task samples are then drawn as the
+    whole-pass step draws them (``random.sample`` picks the same positions from ``range(n)`` as
+    from a list of n); the second pass renders again and keeps the chosen task rows."""
+
+    def __init__(self, ctx: StepContext, scratch: Path, triage: bool = True, max_per_task: int | dict | None = None,
+                 max_task_share: float | None = 0.4):
+        self.ctx, self.triage = ctx, triage
+        self.max_per_task, self.max_task_share = max_per_task, max_task_share
+        self.codes: dict[tuple[str, str, str], int] = {}
+        self.parts: list[np.ndarray] = []
+        self.chosen: np.ndarray | None = None
+        self.position = 0
+
+    def observe(self, rows: list[Row], start: int) -> None:
+        codes = []
+        for row in rows:
+            for made in _task_rows(row, self.ctx, self.triage):
+                key = (made["task"], made.get("department") or UNKNOWN_DEPARTMENT, _template_id(made, self.ctx.seed))
+                codes.append(self.codes.setdefault(key, len(self.codes)))
+        self.parts.append(np.asarray(codes, dtype=np.int64))
+
+    def finish(self) -> None:
+        keys = list(self.codes)
+        made = np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.int64)
+        task_of = np.asarray([_TASK_NAMES.index(task) for task, _, _ in keys] or [0], dtype=np.int64)[made]
+        alive = np.ones(len(made), dtype=bool)
+        if self.max_per_task is not None:
+            present = [{"task": _TASK_NAMES[index]} for index in np.unique(task_of).tolist()]
+            alive &= self._sample(task_of, alive, _limits(present, self.max_per_task))
+        if self.max_task_share is not None:
+            values, numbers = np.unique(task_of[alive], return_counts=True)
+            counts = Counter({_TASK_NAMES[index]: count for index, count in zip(values.tolist(), numbers.tolist(),
+                                                                                strict=True)})
+            alive &= self._sample(task_of, alive, share_limits(counts, float(self.max_task_share)))
+        self.chosen = alive
+        kept = Counter(made[alive].tolist())
+        _card(_summed(kept, keys, (0, 1)), _summed(kept, keys, (2,)), self.ctx)
+
+    def _sample(self, task_of: np.ndarray, alive: np.ndarray, limits: dict[str, int]) -> np.ndarray:
+        keep = alive.copy()
+        for task in sorted({_TASK_NAMES[index] for index in np.unique(task_of[alive]).tolist()}):
+            positions = np.flatnonzero(alive & (task_of == _TASK_NAMES.index(task)))
+            limit = limits.get(task, len(positions))
+            if len(positions) > limit:
+                picked = random.Random(f"{self.ctx.seed}:{task}").sample(range(len(positions)), limit)
+                keep[positions] = False
+                keep[positions[picked]] = True
+                self.ctx.drop(None, f"max_per_task:{task}", len(positions) - limit)
+        return keep
+
+    def apply(self, rows: list[Row], start: int) -> list[Row]:
+        assert self.chosen is not None
+        silent = StepContext(self.ctx.stage, base_dir=self.ctx.base_dir, store=self.ctx.store, seed=self.ctx.seed,
+                             rejects=[], card=CardContributions())
+        kept = []
+        for row in rows:
+            for made in _task_rows(row, silent, self.triage):
+                if self.chosen[self.position]:
+                    _with_template(made, self.ctx.seed)
+                    made["gold"] = canonical_json(made["gold"])
+                    kept.append(made)
+                self.position += 1
+        return kept
+
+
+def _template_id(row: Row, seed: int) -> str:
+    templates = load_templates(row["task"])
+    return templates[_template_index(seed, row, len(templates))]["id"]
+
+
+def _summed(counts: Counter, keys: list[tuple[str, str, str]], fields: tuple[int, ...]) -> Counter:
+    total: Counter = Counter()
+    for code, number in counts.items():
+        key = keys[code]
+        total[key[fields[0]] if len(fields) == 1 else tuple(key[index] for index in fields)] += number
+    return total
+
+
 @register_step("cmedins", reads=("task", "query", "gold", "input", "diagnosis", "messages", "department"),
-               writes=("instruction", "query", "answer", "task", "template_id", "gold", "department"))
+               writes=("instruction", "query", "answer", "task", "template_id", "gold", "department"),
+               bounded=_BoundedCmedins)
 def cmedins(rows: list[Row], ctx: StepContext, triage: bool = True, max_per_task: int | dict | None = None,
             max_task_share: float | None = 0.4) -> list[Row]:
     """Rows from the task source formats, EHR pairs and department-labelled dialogues -> instruction rows.
@@ -82,43 +206,16 @@ def cmedins(rows: list[Row], ctx: StepContext, triage: bool = True, max_per_task
     """
     tasks: list[Row] = []
     for row in rows:
-        provenance = {"source": row["source"]} if row.get("source") else {}
-        try:
-            if row.get("task") in TASKS and isinstance(row.get("gold"), dict):
-                made = [row]
-            elif row.get("input") and row.get("diagnosis"):
-                made = [dict(item, **provenance) for item in _ehr_gold_rows(row, triage)]
-            elif isinstance(row.get("messages"), list):
-                query = _first_user_turn(row["messages"]).strip()
-                if not row.get("department") or not query:
-                    ctx.drop(row, "no_department" if query else "no_user_turn")
-                    continue
-                made = [dict(gold_row("triage", query, {"department": row["department"]}, row["department"]),
-                             **provenance)]
-            else:
-                ctx.reject(row, "unknown row: neither a task row, an EHR pair nor a dialogue with a department")
-                continue
-        except RecordError as exc:
-            ctx.reject(row, exc.reason, exc.field)
-            continue
-        if made[0] is not row:
-            ctx.merged(1)
-            ctx.created(len(made))
-        tasks.extend(made)
+        tasks.extend(_task_rows(row, ctx, triage))
 
     if max_per_task is not None:
         tasks = _sample_per_task(tasks, ctx, _limits(tasks, max_per_task))
     if max_task_share is not None:
         tasks = _sample_per_task(tasks, ctx, share_limits(Counter(row["task"] for row in tasks), float(max_task_share)))
     for row in tasks:
-        templates = load_templates(row["task"])
-        template = templates[_template_index(ctx.seed, row, len(templates))]
-        row["instruction"] = template["instruction"]
-        if row["task"] == "cmeie":
-            row["instruction"] += f"\n可用的关系类型：{'、'.join(CMEIE_PREDICATES)}"
-        row["template_id"] = template["id"]
-        row.setdefault("department", "")
-    _card(tasks, ctx)
+        _with_template(row, ctx.seed)
+    _card(Counter((row["task"], row.get("department") or UNKNOWN_DEPARTMENT) for row in tasks),
+          Counter(row["template_id"] for row in tasks), ctx)
     for row in tasks:
         row["gold"] = canonical_json(row["gold"])
     return tasks
@@ -171,7 +268,12 @@ def _sample_per_task(rows: list[Row], ctx: StepContext, limits: dict[str, int]) 
 
 def task_department_table(rows: list[Row]) -> tuple[list[str], list[str], dict[tuple[str, str], int]]:
     """Tasks, departments (largest first) and counts per (task, department)."""
-    counts = Counter((row["task"], row.get("department") or UNKNOWN_DEPARTMENT) for row in rows)
+    return task_department_counts(Counter((row["task"], row.get("department") or UNKNOWN_DEPARTMENT) for row in rows))
+
+
+def task_department_counts(counts: Counter) -> tuple[list[str], list[str], dict[tuple[str, str], int]]:
+    """``task_department_table`` from counts per (task, department); zero counts are left out."""
+    counts = Counter({key: number for key, number in counts.items() if number})
     tasks = [task for task in TASKS if any(t == task for t, _ in counts)]
     totals: Counter[str] = Counter()
     for (_, department), number in counts.items():
@@ -183,7 +285,11 @@ def task_department_table(rows: list[Row]) -> tuple[list[str], list[str], dict[t
 def task_department_chart(rows: list[Row], max_departments: int = 12) -> tuple[bytes, bytes, bool]:
     """A stacked bar chart of rows per task by department (IIMedGPT figure 2): SVG with the
     department names as text, PNG beside it (names with a CJK font, else the keys D1, D2 …)."""
-    tasks, departments, counts = task_department_table(rows)
+    return _chart(*task_department_table(rows), max_departments=max_departments)
+
+
+def _chart(tasks: list[str], departments: list[str], counts: dict[tuple[str, str], int],
+           max_departments: int = 12) -> tuple[bytes, bytes, bool]:
     shown = departments[:max_departments]
     groups = [(name, [name]) for name in shown]
     keys = [f"D{index + 1}" for index in range(len(shown))]
@@ -195,23 +301,24 @@ def task_department_chart(rows: list[Row], max_departments: int = 12) -> tuple[b
     return stacked_bar_chart(tasks, series, title="CMedINS rows per task and department", ylabel="rows", keys=keys)
 
 
-def _card(rows: list[Row], ctx: StepContext) -> None:
-    tasks, departments, counts = task_department_table(rows)
+def _card(counts: Counter, templates: Counter, ctx: StepContext) -> None:
+    tasks, departments, table = task_department_counts(counts)
     ctx.card.stats["cmedins"] = {
-        "tasks": {task: sum(n for (t, _), n in counts.items() if t == task) for task in tasks},
-        "task_department": {task: {d: counts[(task, d)] for d in departments if (task, d) in counts} for task in tasks},
-        "templates": dict(sorted(Counter(row["template_id"] for row in rows).items())),
+        "tasks": {task: sum(n for (t, _), n in table.items() if t == task) for task in tasks},
+        "task_department": {task: {d: table[(task, d)] for d in departments if (task, d) in table} for task in tasks},
+        "templates": dict(sorted(templates.items())),
     }
+    total = sum(table.values())
     header = ["chart key", "department", *tasks, "total"]
     table_rows = [[f"D{i + 1}" if i < 12 else "other", department,
-                   *(counts.get((task, department), 0) for task in tasks),
-                   sum(counts.get((task, department), 0) for task in tasks)]
+                   *(table.get((task, department), 0) for task in tasks),
+                   sum(table.get((task, department), 0) for task in tasks)]
                   for i, department in enumerate(departments)]
-    table_rows.append(["", "total", *(ctx.card.stats["cmedins"]["tasks"][task] for task in tasks), len(rows)])
+    table_rows.append(["", "total", *(ctx.card.stats["cmedins"]["tasks"][task] for task in tasks), total])
     legend = ", ".join(f"{task} = {TASK_TITLES[task]}" for task in tasks)
     body = markdown_table(header, table_rows) + f"\n\nTasks: {legend}."
-    if rows:
-        svg, png, png_has_names = task_department_chart(rows)
+    if total:
+        svg, png, png_has_names = _chart(tasks, departments, table)
         ctx.card.add_artifact("figures/task_department.svg", svg)
         ctx.card.add_artifact("figures/task_department.png", png)
         keyed = "" if png_has_names else " (PNG keyed by the chart keys above)"

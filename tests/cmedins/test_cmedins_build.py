@@ -186,3 +186,21 @@ def test_malformed_imcs_reports_are_rejected(tmp_path, store):
     row = next(r for r in rows if r["source"]["line"] == 1)
     assert row["query"] == "患者：咳嗽三天\n医生：发烧吗\n患者：不发烧"
     assert json.loads(row["gold"])["sections"]["既往史"] == "无。"
+
+
+def test_per_task_caps_streamed_in_batches_equal_the_whole_pass(tmp_path):
+    """In a streaming build the caps are drawn after a first pass that keeps a few bytes per task
+    row; the rows, drops, card and version equal the whole-pass step's (the in-memory engine)."""
+    sources = [{"name": "cdee", "path": "examples/data/cdee_sample.json", "format": "cdee"},
+               {"name": "cmeee", "path": "examples/data/cmeee_sample.json", "format": "cmeee"},
+               {"name": "cdn", "path": "examples/data/cdn_sample.json", "format": "cdn"},
+               {"name": "cmeie", "path": "examples/data/cmeie_sample.jsonl", "format": "cmeie"},
+               {"name": "zhongjing", "path": "examples/data/cmtmedqa_sample.json", "format": "cmtmedqa"}]
+    recipe = instruction_recipe(sources, [{"cmedins": {"max_per_task": {"cdn": 2, "ner": 2}, "max_task_share": 0.3}}])
+    streamed = build(recipe, store=tmp_path / "a", batch_size=3)
+    whole = build(recipe, store=tmp_path / "b", engine="memory")
+    assert streamed.version.version == whole.version.version
+    assert streamed.manifest["stats"]["cmedins"] == whole.manifest["stats"]["cmedins"]
+    filtered = streamed.manifest["counts"]["filtered"]
+    assert filtered.get("max_per_task:cdn", 0) > 0 and filtered.get("max_per_task:ner", 0) > 0
+    assert streamed.manifest["counts"] == whole.manifest["counts"]
