@@ -243,7 +243,8 @@ class StepInfo:
     passes over spilled batches, so a streaming build keeps memory bounded. It may also have
     ``decide(rows, start)``, which returns a batch's kept rows at once while it can (dedupe,
     while its digests fit in memory) and None from the first batch it cannot; that batch and
-    the rest then take the two passes."""
+    the rest then take the two passes. A plan whose output is not in input order (``mix``
+    shuffles) returns no rows from ``apply`` and yields them from ``remaining()`` afterwards."""
 
     name: str
     function: StepFunction

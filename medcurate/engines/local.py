@@ -409,6 +409,10 @@ class StreamingBuild:
             self._drain()
             if kept:
                 yield kept
+        for kept in plan.remaining() if hasattr(plan, "remaining") else ():
+            ledger.rows_out += len(kept)
+            if kept:
+                yield kept
 
     def _write_splits(self, batches: Iterator[list[Row]], staged: Path):
         """First pass: publish checks, split keys and the schema, the rows kept as Arrow chunks

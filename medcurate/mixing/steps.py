@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from medcurate.card import markdown_table
 from medcurate.conversion import instruction_to_messages
+from medcurate.engines.spill import BatchSpill
 from medcurate.errors import MedcurateError
 from medcurate.pipeline import (
     Row,
@@ -143,7 +147,132 @@ def _with_system(row: Row, system: str) -> None:
         row["messages"] = [{"role": "system", "content": system}, *messages]
 
 
-@register_step("mix", reads=("instruction", "query", "answer", "messages", "mix_part"), writes=("messages", "mix_part"))
+def _as_mixed(row: Row) -> Row:
+    """The row as the mixture holds it: its part named, instruction rows as ``messages``."""
+    row["mix_part"] = part_of(row)
+    if not isinstance(row.get("messages"), list) and row.get("instruction") and row.get("answer"):
+        row["messages"] = instruction_to_messages(row)
+    return row
+
+
+def _sample_of(population: list[int], count: int, rng: random.Random) -> list[int]:
+    """``rng.sample(population, count)``, drawn the same way (over ``range``) as the whole-pass step."""
+    return [population[index] for index in rng.sample(range(len(population)), count)]
+
+
+class _BoundedMix:
+    """``mix`` in two passes with the same rows, order, counts and card. The first pass keeps a
+    part code and a user-turn count per row; the whole-pass step's random draws are then made
+    over row positions (``random.sample`` and ``shuffle`` consume the generator the same way for
+    a list of rows and a list of positions). The second pass writes the taken rows to bucket files
+    by their place in the shuffled mixture, and they come back bucket by bucket in that order."""
+
+    BUCKET_ROWS = 1 << 16
+
+    def __init__(self, ctx: StepContext, scratch: Path, parts: dict, total: int | None = None,
+                 turns: dict | None = None, system: str | None = None, seed: int | None = None):
+        self.ctx, self.scratch = ctx, scratch
+        self.parts, self.total, self.turns, self.system = parts, total, turns, system
+        self.rng = random.Random(ctx.seed if seed is None else seed)
+        self.names: dict[str, int] = {}
+        self.codes: list[np.ndarray] = []
+        self.user_turns: list[np.ndarray] = []
+        self.rank: np.ndarray | None = None
+        self.buckets: list[Any] = []
+
+    def observe(self, rows: list[Row], start: int) -> None:
+        codes, counts = [], []
+        for row in rows:
+            mixed = _as_mixed(dict(row))
+            codes.append(self.names.setdefault(mixed["mix_part"], len(self.names)))
+            counts.append(user_turns(mixed) if isinstance(mixed.get("messages"), list) else -1)
+        self.codes.append(np.asarray(codes, dtype=np.int64))
+        self.user_turns.append(np.asarray(counts, dtype=np.int64))
+
+    def finish(self) -> None:
+        names = list(self.names)
+        codes = np.concatenate(self.codes) if self.codes else np.zeros(0, dtype=np.int64)
+        turns_of = np.concatenate(self.user_turns) if self.user_turns else np.zeros(0, dtype=np.int64)
+        part_of_row = [names[code] for code in codes.tolist()]
+        available_all = Counter(part_of_row)
+        spec = _check_parts(self.parts, set(available_all))
+        kept = [position for position, part in enumerate(part_of_row) if part in spec]
+        if len(kept) < len(part_of_row):
+            self.ctx.drop(None, "not_in_mix", len(part_of_row) - len(kept))
+        scope = turn_scope(self.turns, spec) if self.turns else set()
+
+        def turns(position: int) -> int:
+            if turns_of[position] < 0:
+                raise KeyError("messages")
+            return int(turns_of[position])
+
+        if self.turns:
+            single_weight, multi_weight = _turn_weights(self.turns)
+            single = [i for i, position in enumerate(kept) if part_of_row[position] in scope and turns(position) == 1]
+            multi = [i for i, position in enumerate(kept) if part_of_row[position] in scope and turns(position) > 1]
+            scale = min(len(single) / single_weight if single_weight else float("inf"),
+                        len(multi) / multi_weight if multi_weight else float("inf"))
+            keep_single, keep_multi = int(scale * single_weight), int(scale * multi_weight)
+            removed = (set(_sample_of(single, len(single) - keep_single, self.rng))
+                       | set(_sample_of(multi, len(multi) - keep_multi, self.rng)))
+            if removed:
+                self.ctx.drop(None, "turn_balance", len(removed))
+            kept = [position for i, position in enumerate(kept) if i not in removed]
+        by_part: dict[str, list[int]] = {name: [] for name in spec}
+        for position in kept:
+            by_part[part_of_row[position]].append(position)
+        sizes = part_sizes({name: len(members) for name, members in by_part.items()}, spec, self.total)
+        quotas: dict[str, int] = {}
+        if self.turns:
+            counts = {name: (sum(1 for p in by_part[name] if turns(p) == 1), sum(1 for p in by_part[name] if turns(p) > 1))
+                      for name in scope}
+            quotas = single_turn_quotas(counts, sizes, _turn_weights(self.turns))
+        mixed: list[int] = []
+        for name, members in by_part.items():
+            quota = quotas.get(name)
+            if quota is None:
+                taken = [members[i] for i in sorted(self.rng.sample(range(len(members)), sizes[name]))]
+            else:
+                single = [i for i, p in enumerate(members) if turns(p) == 1]
+                multi = [i for i, p in enumerate(members) if turns(p) > 1]
+                chosen = (_sample_of(single, min(quota, len(single)), self.rng)
+                          + _sample_of(multi, min(sizes[name] - quota, len(multi)), self.rng))
+                taken = [members[i] for i in sorted(chosen)]
+            if len(members) > len(taken):
+                self.ctx.drop(None, f"mixed_out:{name}", len(members) - len(taken))
+            mixed.extend(taken)
+        self.rng.shuffle(mixed)
+        _record([(part_of_row[p], turns(p)) for p in mixed], spec, available_all,
+                {name: len(members) for name, members in by_part.items()}, sizes, self.total, self.turns, scope, self.ctx)
+        self.rank = np.full(len(codes), -1, dtype=np.int64)
+        self.rank[np.asarray(mixed, dtype=np.int64)] = np.arange(len(mixed), dtype=np.int64)
+        self.buckets = [BatchSpill(self.scratch / f"mixed-{index:05d}")
+                        for index in range((len(mixed) + self.BUCKET_ROWS - 1) // self.BUCKET_ROWS)]
+
+    def apply(self, rows: list[Row], start: int) -> list[Row]:
+        assert self.rank is not None
+        by_bucket: dict[int, list[tuple[int, Row]]] = {}
+        for offset, row in enumerate(rows):
+            rank = int(self.rank[start + offset])
+            if rank >= 0:
+                row = _as_mixed(row)
+                if self.system:
+                    _with_system(row, self.system)
+                by_bucket.setdefault(rank // self.BUCKET_ROWS, []).append((rank, row))
+        for index, pairs in by_bucket.items():
+            self.buckets[index].write(pairs)
+        return []
+
+    def remaining(self) -> Iterator[list[Row]]:
+        """The taken rows in the mixture's shuffled order, a bucket at a time."""
+        for bucket in self.buckets:
+            pairs = [pair for batch in bucket.read() for pair in batch]
+            pairs.sort(key=lambda pair: pair[0])
+            yield [row for _, row in pairs]
+
+
+@register_step("mix", reads=("instruction", "query", "answer", "messages", "mix_part"), writes=("messages", "mix_part"),
+               bounded=_BoundedMix)
 def mix(rows: list[Row], ctx: StepContext, parts: dict, total: int | None = None, turns: dict | None = None,
         system: str | None = None, seed: int | None = None) -> list[Row]:
     """Combine parts (recipe sources) by ``count`` or ``ratio`` into one conversation dataset.
@@ -162,9 +291,7 @@ def mix(rows: list[Row], ctx: StepContext, parts: dict, total: int | None = None
     """
     rng = random.Random(ctx.seed if seed is None else seed)
     for row in rows:
-        row["mix_part"] = part_of(row)
-        if not isinstance(row.get("messages"), list) and row.get("instruction") and row.get("answer"):
-            row["messages"] = instruction_to_messages(row)
+        _as_mixed(row)
     available_all = Counter(row["mix_part"] for row in rows)
     spec = _check_parts(parts, set(available_all))
     outside = [row for row in rows if row["mix_part"] not in spec]
@@ -193,27 +320,30 @@ def mix(rows: list[Row], ctx: StepContext, parts: dict, total: int | None = None
         for row in mixed:
             _with_system(row, system)
     rng.shuffle(mixed)
-    _record(mixed, spec, available_all, by_part, sizes, total, turns, scope, ctx)
+    _record([(row["mix_part"], user_turns(row)) for row in mixed], spec, available_all,
+            {name: len(members) for name, members in by_part.items()}, sizes, total, turns, scope, ctx)
     return mixed
 
 
-def _record(mixed, spec, available_all, by_part, sizes, total, turns, scope, ctx: StepContext) -> None:
+def _record(taken_turns: list[tuple[str, int]], spec, available_all, after_balance: dict[str, int], sizes, total,
+            turns, scope, ctx: StepContext) -> None:
+    """The mixture's stats and card section from each taken row's (part, user turns)."""
     per_part = {}
     for name in spec:
-        taken = [row for row in mixed if row["mix_part"] == name]
+        taken = [count for part, count in taken_turns if part == name]
         per_part[name] = {"requested": spec[name], "available": available_all[name],
-                          "after_turn_balance": len(by_part[name]), "sampled": sizes[name], "taken": len(taken),
-                          "share": round(len(taken) / len(mixed), 4) if mixed else 0.0,
-                          "single_turn": sum(1 for row in taken if user_turns(row) == 1),
-                          "multi_turn": sum(1 for row in taken if user_turns(row) > 1)}
+                          "after_turn_balance": after_balance[name], "sampled": sizes[name], "taken": len(taken),
+                          "share": round(len(taken) / len(taken_turns), 4) if taken_turns else 0.0,
+                          "single_turn": sum(1 for count in taken if count == 1),
+                          "multi_turn": sum(1 for count in taken if count > 1)}
     achieved: dict[str, Any] | None = None
     if turns:
-        in_scope = [row for row in mixed if row["mix_part"] in scope]
-        single = sum(1 for row in in_scope if user_turns(row) == 1)
+        in_scope = [count for part, count in taken_turns if part in scope]
+        single = sum(1 for count in in_scope if count == 1)
         achieved = {"scope": sorted(scope), "requested": f"{turns.get('single', 1)}:{turns.get('multi', 1)}",
                     "single_turn": single, "multi_turn": len(in_scope) - single,
                     "single_share": round(single / len(in_scope), 4) if in_scope else 0.0}
-    ctx.card.stats["mixture"] = {"rows": len(mixed), "total_requested": total, "turns": turns,
+    ctx.card.stats["mixture"] = {"rows": len(taken_turns), "total_requested": total, "turns": turns,
                                  "turns_achieved": achieved, "parts": per_part}
     table = markdown_table(["part", "requested", "available", "after turn balance", "sampled", "taken", "share",
                             "single-turn", "multi-turn"],
