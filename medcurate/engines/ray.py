@@ -58,7 +58,9 @@ class RayExecutor:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)   # not a line per execution on the console
+        self.data_logger = logging.getLogger("ray.data")
+        self.data_log_level = self.data_logger.level
+        self.data_logger.setLevel(logging.WARNING)   # not a line per execution on the console, for this build
         self.grouping = RayGrouping(ray, max(1, int(ray.cluster_resources().get("CPU", 1))))
 
     def map(self, steps: list[SegmentStep], settings: SegmentSettings,
@@ -83,6 +85,7 @@ class RayExecutor:
         return [row["payload"] for row in mapped.iter_rows()]
 
     def close(self) -> None:
+        self.data_logger.setLevel(self.data_log_level)
         if self.started:
             self.ray.shutdown()
 
