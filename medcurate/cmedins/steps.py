@@ -112,8 +112,8 @@ class _BoundedCmedins:
     """``cmedins`` in two passes over spilled rows, with the same rows, counts and card. The first
     pass renders each row's task rows to learn their task, department and template (codes, a few
     bytes a task row) and declares drops and rejects; the per-task samples are then drawn as the
-    whole-pass step draws them (``random.sample`` picks the same positions from ``range(n)`` as
-    from a list of n); the second pass renders again and keeps the chosen task rows."""
+    whole-pass step draws them (``_capped``, over task codes); the second pass renders again and
+    keeps the chosen task rows."""
 
     def __init__(self, ctx: StepContext, scratch: Path, triage: bool = True, max_per_task: int | dict | None = None,
                  max_task_share: float | None = 0.4):
@@ -136,30 +136,9 @@ class _BoundedCmedins:
         keys = list(self.codes)
         made = np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.int64)
         task_of = np.asarray([_TASK_NAMES.index(task) for task, _, _ in keys] or [0], dtype=np.int64)[made]
-        alive = np.ones(len(made), dtype=bool)
-        if self.max_per_task is not None:
-            present = [{"task": _TASK_NAMES[index]} for index in np.unique(task_of).tolist()]
-            alive &= self._sample(task_of, alive, _limits(present, self.max_per_task))
-        if self.max_task_share is not None:
-            values, numbers = np.unique(task_of[alive], return_counts=True)
-            counts = Counter({_TASK_NAMES[index]: count for index, count in zip(values.tolist(), numbers.tolist(),
-                                                                                strict=True)})
-            alive &= self._sample(task_of, alive, share_limits(counts, float(self.max_task_share)))
-        self.chosen = alive
-        kept = Counter(made[alive].tolist())
+        self.chosen = _capped(task_of, self.ctx, self.max_per_task, self.max_task_share)
+        kept = Counter(made[self.chosen].tolist())
         _card(_summed(kept, keys, (0, 1)), _summed(kept, keys, (2,)), self.ctx)
-
-    def _sample(self, task_of: np.ndarray, alive: np.ndarray, limits: dict[str, int]) -> np.ndarray:
-        keep = alive.copy()
-        for task in sorted({_TASK_NAMES[index] for index in np.unique(task_of[alive]).tolist()}):
-            positions = np.flatnonzero(alive & (task_of == _TASK_NAMES.index(task)))
-            limit = limits.get(task, len(positions))
-            if len(positions) > limit:
-                picked = random.Random(f"{self.ctx.seed}:{task}").sample(range(len(positions)), limit)
-                keep[positions] = False
-                keep[positions[picked]] = True
-                self.ctx.drop(None, f"max_per_task:{task}", len(positions) - limit)
-        return keep
 
     def apply(self, rows: list[Row], start: int) -> list[Row]:
         assert self.chosen is not None
@@ -208,10 +187,9 @@ def cmedins(rows: list[Row], ctx: StepContext, triage: bool = True, max_per_task
     for row in rows:
         tasks.extend(_task_rows(row, ctx, triage))
 
-    if max_per_task is not None:
-        tasks = _sample_per_task(tasks, ctx, _limits(tasks, max_per_task))
-    if max_task_share is not None:
-        tasks = _sample_per_task(tasks, ctx, share_limits(Counter(row["task"] for row in tasks), float(max_task_share)))
+    chosen = _capped(np.asarray([_TASK_NAMES.index(row["task"]) for row in tasks], dtype=np.int64), ctx,
+                     max_per_task, max_task_share)
+    tasks = [row for row, keep in zip(tasks, chosen.tolist(), strict=True) if keep]
     for row in tasks:
         _with_template(row, ctx.seed)
     _card(Counter((row["task"], row.get("department") or UNKNOWN_DEPARTMENT) for row in tasks),
@@ -221,8 +199,22 @@ def cmedins(rows: list[Row], ctx: StepContext, triage: bool = True, max_per_task
     return tasks
 
 
-def _limits(rows: list[Row], max_per_task: int | dict) -> dict[str, int]:
-    tasks = {row["task"] for row in rows}
+def _capped(task_of: np.ndarray, ctx: StepContext, max_per_task: int | dict | None,
+            max_task_share: float | None) -> np.ndarray:
+    """Which task rows (given by their task codes, in order) the caps keep: a seeded sample per
+    task for ``max_per_task``, then for ``max_task_share``; the drops are declared on ``ctx``."""
+    alive = np.ones(len(task_of), dtype=bool)
+    if max_per_task is not None:
+        present = {_TASK_NAMES[index] for index in np.unique(task_of).tolist()}
+        alive = _sample_per_task(task_of, alive, ctx, _limits(present, max_per_task))
+    if max_task_share is not None:
+        values, numbers = np.unique(task_of[alive], return_counts=True)
+        counts = Counter({_TASK_NAMES[index]: count for index, count in zip(values.tolist(), numbers.tolist(), strict=True)})
+        alive = _sample_per_task(task_of, alive, ctx, share_limits(counts, float(max_task_share)))
+    return alive
+
+
+def _limits(tasks: set[str], max_per_task: int | dict) -> dict[str, int]:
     if isinstance(max_per_task, dict):
         unknown = sorted(set(max_per_task) - set(TASKS))
         if unknown:
@@ -252,18 +244,18 @@ def share_limits(counts: Counter, share: float) -> dict[str, int]:
     return {task: min(n, max(low, second)) for task, n in limits.items()}
 
 
-def _sample_per_task(rows: list[Row], ctx: StepContext, limits: dict[str, int]) -> list[Row]:
-    by_task: dict[str, list[int]] = {}
-    for index, row in enumerate(rows):
-        by_task.setdefault(row["task"], []).append(index)
-    keep: set[int] = set()
-    for task, indices in sorted(by_task.items()):
-        limit = limits.get(task, len(indices))
-        chosen = indices if len(indices) <= limit else random.Random(f"{ctx.seed}:{task}").sample(indices, limit)
-        keep.update(chosen)
-        if len(indices) > limit:
-            ctx.drop(None, f"max_per_task:{task}", len(indices) - limit)
-    return [row for index, row in enumerate(rows) if index in keep]
+def _sample_per_task(task_of: np.ndarray, alive: np.ndarray, ctx: StepContext, limits: dict[str, int]) -> np.ndarray:
+    """``alive`` less the rows past each task's limit: a seeded sample of the task's alive rows."""
+    keep = alive.copy()
+    for task in sorted({_TASK_NAMES[index] for index in np.unique(task_of[alive]).tolist()}):
+        positions = np.flatnonzero(alive & (task_of == _TASK_NAMES.index(task)))
+        limit = limits.get(task, len(positions))
+        if len(positions) > limit:
+            picked = random.Random(f"{ctx.seed}:{task}").sample(range(len(positions)), limit)
+            keep[positions] = False
+            keep[positions[picked]] = True
+            ctx.drop(None, f"max_per_task:{task}", len(positions) - limit)
+    return keep
 
 
 def task_department_table(rows: list[Row]) -> tuple[list[str], list[str], dict[tuple[str, str], int]]:

@@ -163,36 +163,37 @@ class DigestBuckets:
                 with open(self.folder / f"{index:04d}", "ab") as handle:
                     records[bounds[index]:bounds[index + 1]].tofile(handle)
 
-    def runs(self) -> Iterator[np.ndarray]:
-        """The positions of every digest added more than once, in position order, a run at a time."""
+    def _sorted_buckets(self) -> Iterator[np.ndarray]:
+        """Each bucket's records ordered by digest, then position; the files are removed as read."""
         self._flush()
         for index in range(self.buckets):
             path = self.folder / f"{index:04d}"
-            if not path.exists():
-                continue
-            records = np.fromfile(path, dtype=_BUCKETED)
-            path.unlink()
-            ordered = records[np.lexsort((records["position"], records["low"], records["high"]))]
-            starts = np.ones(len(ordered), dtype=bool)
-            starts[1:] = (ordered["high"][1:] != ordered["high"][:-1]) | (ordered["low"][1:] != ordered["low"][:-1])
+            if path.exists():
+                records = np.fromfile(path, dtype=_BUCKETED)
+                path.unlink()
+                yield records[np.lexsort((records["position"], records["low"], records["high"]))]
+
+    def runs(self) -> Iterator[np.ndarray]:
+        """The positions of every digest added more than once, in position order, a run at a time."""
+        for ordered in self._sorted_buckets():
+            starts = _run_starts(ordered["high"], ordered["low"])
             for run in np.split(ordered["position"], np.flatnonzero(starts)[1:]):
                 if len(run) > 1:
                     yield run
 
     def later_occurrences(self) -> np.ndarray:
         """A flag per stream position: True where an earlier position had the same digest."""
-        self._flush()
         flags = np.zeros(self.count, dtype=bool)
-        for index in range(self.buckets):
-            path = self.folder / f"{index:04d}"
-            if not path.exists():
-                continue
-            records = np.fromfile(path, dtype=_BUCKETED)
-            path.unlink()
-            ordered = records[np.lexsort((records["position"], records["low"], records["high"]))]
-            repeat = (ordered["high"][1:] == ordered["high"][:-1]) & (ordered["low"][1:] == ordered["low"][:-1])
-            flags[ordered["position"][1:][repeat]] = True
+        for ordered in self._sorted_buckets():
+            flags[ordered["position"][~_run_starts(ordered["high"], ordered["low"])]] = True
         return flags
+
+
+def _run_starts(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """For digests in sorted order: True where a digest differs from the one before it."""
+    starts = np.ones(len(high), dtype=bool)
+    starts[1:] = (high[1:] != high[:-1]) | (low[1:] != low[:-1])
+    return starts
 
 
 def parse_digests(digests: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -272,11 +273,8 @@ class DigestTable:
 def _first_in_batch(high: np.ndarray, low: np.ndarray) -> np.ndarray:
     """True at each digest's first position within the batch."""
     order = np.lexsort((np.arange(len(high)), low, high))
-    ordered_high, ordered_low = high[order], low[order]
-    starts = np.ones(len(order), dtype=bool)
-    starts[1:] = (ordered_high[1:] != ordered_high[:-1]) | (ordered_low[1:] != ordered_low[:-1])
     first = np.zeros(len(order), dtype=bool)
-    first[order[starts]] = True
+    first[order[_run_starts(high[order], low[order])]] = True
     return first
 
 
