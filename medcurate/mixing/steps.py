@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,21 +98,6 @@ def _turn_weights(turns: dict[str, Any]) -> tuple[float, float]:
     return float(turns.get("single", 1)), float(turns.get("multi", 1))
 
 
-def _balance_turns(rows: list[Row], turns: dict[str, Any], scope: set[str], rng: random.Random,
-                   ctx: StepContext) -> list[Row]:
-    """Downsample the surplus of single- or multi-turn dialogues within ``scope`` to single:multi."""
-    single_weight, multi_weight = _turn_weights(turns)
-    single = [i for i, row in enumerate(rows) if part_of(row) in scope and user_turns(row) == 1]
-    multi = [i for i, row in enumerate(rows) if part_of(row) in scope and user_turns(row) > 1]
-    scale = min(len(single) / single_weight if single_weight else float("inf"),
-                len(multi) / multi_weight if multi_weight else float("inf"))
-    keep_single, keep_multi = int(scale * single_weight), int(scale * multi_weight)
-    removed = set(rng.sample(single, len(single) - keep_single)) | set(rng.sample(multi, len(multi) - keep_multi))
-    if removed:
-        ctx.drop(None, "turn_balance", len(removed))
-    return [row for i, row in enumerate(rows) if i not in removed]
-
-
 def single_turn_quotas(available: dict[str, tuple[int, int]], sizes: dict[str, int],
                        weights: tuple[float, float]) -> dict[str, int]:
     """How many single-turn rows each part of the scope contributes so that the scope holds
@@ -131,16 +116,6 @@ def single_turn_quotas(available: dict[str, tuple[int, int]], sizes: dict[str, i
     return quotas
 
 
-def _sample_part(members: list[Row], size: int, quota: int | None, rng: random.Random) -> list[Row]:
-    """``size`` rows of one part (graph order kept); with a quota, that many single-turn ones."""
-    if quota is None:
-        return [members[i] for i in sorted(rng.sample(range(len(members)), size))]
-    single = [i for i, row in enumerate(members) if user_turns(row) == 1]
-    multi = [i for i, row in enumerate(members) if user_turns(row) > 1]
-    chosen = rng.sample(single, min(quota, len(single))) + rng.sample(multi, min(size - quota, len(multi)))
-    return [members[i] for i in sorted(chosen)]
-
-
 def _with_system(row: Row, system: str) -> None:
     messages = row["messages"]
     if not (messages and messages[0].get("role") == "system"):
@@ -155,17 +130,63 @@ def _as_mixed(row: Row) -> Row:
     return row
 
 
-def _sample_of(population: list[int], count: int, rng: random.Random) -> list[int]:
-    """``rng.sample(population, count)``, drawn the same way (over ``range``) as the whole-pass step."""
-    return [population[index] for index in rng.sample(range(len(population)), count)]
+def _plan_mixture(part_of_row: list[str], turns: Callable[[int], int], parts: dict, total: int | None,
+                  turn_ratio: dict | None, rng: random.Random, ctx: StepContext) -> list[int]:
+    """The mixture as row positions, in its shuffled order; declares the drops and writes the card.
+    Only each row's part and user-turn count are needed, so the whole-pass step and the streamed
+    one (which keeps just those) draw the same samples."""
+    available_all = Counter(part_of_row)
+    spec = _check_parts(parts, set(available_all))
+    kept = [position for position, part in enumerate(part_of_row) if part in spec]
+    if len(kept) < len(part_of_row):
+        ctx.drop(None, "not_in_mix", len(part_of_row) - len(kept))
+    scope = turn_scope(turn_ratio, spec) if turn_ratio else set()
+    if turn_ratio:   # the surplus of single- or multi-turn dialogues in scope, down to single:multi
+        single_weight, multi_weight = _turn_weights(turn_ratio)
+        single = [i for i, position in enumerate(kept) if part_of_row[position] in scope and turns(position) == 1]
+        multi = [i for i, position in enumerate(kept) if part_of_row[position] in scope and turns(position) > 1]
+        scale = min(len(single) / single_weight if single_weight else float("inf"),
+                    len(multi) / multi_weight if multi_weight else float("inf"))
+        keep_single, keep_multi = int(scale * single_weight), int(scale * multi_weight)
+        removed = (set(rng.sample(single, len(single) - keep_single))
+                   | set(rng.sample(multi, len(multi) - keep_multi)))
+        if removed:
+            ctx.drop(None, "turn_balance", len(removed))
+        kept = [position for i, position in enumerate(kept) if i not in removed]
+    by_part: dict[str, list[int]] = {name: [] for name in spec}
+    for position in kept:
+        by_part[part_of_row[position]].append(position)
+    sizes = part_sizes({name: len(members) for name, members in by_part.items()}, spec, total)
+    quotas: dict[str, int] = {}
+    if turn_ratio:
+        counts = {name: (sum(1 for p in by_part[name] if turns(p) == 1), sum(1 for p in by_part[name] if turns(p) > 1))
+                  for name in scope}
+        quotas = single_turn_quotas(counts, sizes, _turn_weights(turn_ratio))
+    mixed: list[int] = []
+    for name, members in by_part.items():   # each part to its size (order kept); with a quota, that many single-turn
+        quota = quotas.get(name)
+        if quota is None:
+            taken = [members[i] for i in sorted(rng.sample(range(len(members)), sizes[name]))]
+        else:
+            single = [i for i, p in enumerate(members) if turns(p) == 1]
+            multi = [i for i, p in enumerate(members) if turns(p) > 1]
+            chosen = (rng.sample(single, min(quota, len(single)))
+                      + rng.sample(multi, min(sizes[name] - quota, len(multi))))
+            taken = [members[i] for i in sorted(chosen)]
+        if len(members) > len(taken):
+            ctx.drop(None, f"mixed_out:{name}", len(members) - len(taken))
+        mixed.extend(taken)
+    rng.shuffle(mixed)
+    _record([(part_of_row[p], turns(p)) for p in mixed], spec, available_all,
+            {name: len(members) for name, members in by_part.items()}, sizes, total, turn_ratio, scope, ctx)
+    return mixed
 
 
 class _BoundedMix:
     """``mix`` in two passes with the same rows, order, counts and card. The first pass keeps a
-    part code and a user-turn count per row; the whole-pass step's random draws are then made
-    over row positions (``random.sample`` and ``shuffle`` consume the generator the same way for
-    a list of rows and a list of positions). The second pass writes the taken rows to bucket files
-    by their place in the shuffled mixture, and they come back bucket by bucket in that order."""
+    part code and a user-turn count per row, all ``_plan_mixture`` needs; the second pass writes
+    the taken rows to bucket files by their place in the shuffled mixture, and they come back
+    bucket by bucket in that order."""
 
     BUCKET_ROWS = 1 << 16
 
@@ -193,57 +214,14 @@ class _BoundedMix:
         names = list(self.names)
         codes = np.concatenate(self.codes) if self.codes else np.zeros(0, dtype=np.int64)
         turns_of = np.concatenate(self.user_turns) if self.user_turns else np.zeros(0, dtype=np.int64)
-        part_of_row = [names[code] for code in codes.tolist()]
-        available_all = Counter(part_of_row)
-        spec = _check_parts(self.parts, set(available_all))
-        kept = [position for position, part in enumerate(part_of_row) if part in spec]
-        if len(kept) < len(part_of_row):
-            self.ctx.drop(None, "not_in_mix", len(part_of_row) - len(kept))
-        scope = turn_scope(self.turns, spec) if self.turns else set()
 
         def turns(position: int) -> int:
             if turns_of[position] < 0:
                 raise KeyError("messages")
             return int(turns_of[position])
 
-        if self.turns:
-            single_weight, multi_weight = _turn_weights(self.turns)
-            single = [i for i, position in enumerate(kept) if part_of_row[position] in scope and turns(position) == 1]
-            multi = [i for i, position in enumerate(kept) if part_of_row[position] in scope and turns(position) > 1]
-            scale = min(len(single) / single_weight if single_weight else float("inf"),
-                        len(multi) / multi_weight if multi_weight else float("inf"))
-            keep_single, keep_multi = int(scale * single_weight), int(scale * multi_weight)
-            removed = (set(_sample_of(single, len(single) - keep_single, self.rng))
-                       | set(_sample_of(multi, len(multi) - keep_multi, self.rng)))
-            if removed:
-                self.ctx.drop(None, "turn_balance", len(removed))
-            kept = [position for i, position in enumerate(kept) if i not in removed]
-        by_part: dict[str, list[int]] = {name: [] for name in spec}
-        for position in kept:
-            by_part[part_of_row[position]].append(position)
-        sizes = part_sizes({name: len(members) for name, members in by_part.items()}, spec, self.total)
-        quotas: dict[str, int] = {}
-        if self.turns:
-            counts = {name: (sum(1 for p in by_part[name] if turns(p) == 1), sum(1 for p in by_part[name] if turns(p) > 1))
-                      for name in scope}
-            quotas = single_turn_quotas(counts, sizes, _turn_weights(self.turns))
-        mixed: list[int] = []
-        for name, members in by_part.items():
-            quota = quotas.get(name)
-            if quota is None:
-                taken = [members[i] for i in sorted(self.rng.sample(range(len(members)), sizes[name]))]
-            else:
-                single = [i for i, p in enumerate(members) if turns(p) == 1]
-                multi = [i for i, p in enumerate(members) if turns(p) > 1]
-                chosen = (_sample_of(single, min(quota, len(single)), self.rng)
-                          + _sample_of(multi, min(sizes[name] - quota, len(multi)), self.rng))
-                taken = [members[i] for i in sorted(chosen)]
-            if len(members) > len(taken):
-                self.ctx.drop(None, f"mixed_out:{name}", len(members) - len(taken))
-            mixed.extend(taken)
-        self.rng.shuffle(mixed)
-        _record([(part_of_row[p], turns(p)) for p in mixed], spec, available_all,
-                {name: len(members) for name, members in by_part.items()}, sizes, self.total, self.turns, scope, self.ctx)
+        mixed = _plan_mixture([names[code] for code in codes.tolist()], turns, self.parts, self.total, self.turns,
+                              self.rng, self.ctx)
         self.rank = np.full(len(codes), -1, dtype=np.int64)
         self.rank[np.asarray(mixed, dtype=np.int64)] = np.arange(len(mixed), dtype=np.int64)
         self.buckets = [BatchSpill(self.scratch / f"mixed-{index:05d}")
@@ -289,39 +267,14 @@ def mix(rows: list[Row], ctx: StepContext, parts: dict, total: int | None = None
     system message is added. Rows not taken are dropped as ``mixed_out:<part>``; rows of parts not
     named as ``not_in_mix``; the pool's surplus turns as ``turn_balance``.
     """
-    rng = random.Random(ctx.seed if seed is None else seed)
     for row in rows:
         _as_mixed(row)
-    available_all = Counter(row["mix_part"] for row in rows)
-    spec = _check_parts(parts, set(available_all))
-    outside = [row for row in rows if row["mix_part"] not in spec]
-    if outside:
-        ctx.drop(None, "not_in_mix", len(outside))
-    rows = [row for row in rows if row["mix_part"] in spec]
-    scope = turn_scope(turns, spec) if turns else set()
-    if turns:
-        rows = _balance_turns(rows, turns, scope, rng, ctx)
-    by_part: dict[str, list[Row]] = {name: [] for name in spec}
-    for row in rows:
-        by_part[row["mix_part"]].append(row)
-    sizes = part_sizes({name: len(members) for name, members in by_part.items()}, spec, total)
-    quotas: dict[str, int] = {}
-    if turns:
-        counts = {name: (sum(1 for r in by_part[name] if user_turns(r) == 1),
-                         sum(1 for r in by_part[name] if user_turns(r) > 1)) for name in scope}
-        quotas = single_turn_quotas(counts, sizes, _turn_weights(turns))
-    mixed: list[Row] = []
-    for name, members in by_part.items():
-        taken = _sample_part(members, sizes[name], quotas.get(name), rng)
-        if len(members) > len(taken):
-            ctx.drop(None, f"mixed_out:{name}", len(members) - len(taken))
-        mixed.extend(taken)
+    order = _plan_mixture([row["mix_part"] for row in rows], lambda position: user_turns(rows[position]), parts, total,
+                          turns, random.Random(ctx.seed if seed is None else seed), ctx)
+    mixed = [rows[position] for position in order]
     if system:
         for row in mixed:
             _with_system(row, system)
-    rng.shuffle(mixed)
-    _record([(row["mix_part"], user_turns(row)) for row in mixed], spec, available_all,
-            {name: len(members) for name, members in by_part.items()}, sizes, total, turns, scope, ctx)
     return mixed
 
 
