@@ -331,12 +331,7 @@ def _trace_run(link: dict[str, Any], store, seen: set[str]) -> Node:
         return node
     node.problem = _check_files(run_dir / str(link.get("output") or ADAPTER_DIR), link.get("files") or {})
     if node.problem is None:
-        key = f"run:{run_dir}"
-        if key in seen:
-            node.detail += " (traced above)"
-            return node
-        seen.add(key)
-        node.children = [_trace_link(child, store, seen) for child in lineage.get("inputs") or []]
+        _trace_inputs(node, f"run:{run_dir}", lineage, store, seen)
     return node
 
 
@@ -358,7 +353,11 @@ def _trace_model(link: dict[str, Any], store, seen: set[str]) -> Node:
         return node
     node.kind = str(lineage.get("artifact", "model"))
     node.detail = _describe(lineage)
-    key = f"model:{model_dir}"
+    return _trace_inputs(node, f"model:{model_dir}", lineage, store, seen)
+
+
+def _trace_inputs(node: Node, key: str, lineage: dict[str, Any], store, seen: set[str]) -> Node:
+    """The artifact's inputs as the node's children, traced once: a second mention says so."""
     if key in seen:
         node.detail += " (traced above)"
         return node
