@@ -44,7 +44,9 @@ def steps_command():
     for name, info in steps().items():
         reads = ", ".join(info.reads) or "-"
         writes = ", ".join(info.writes) or "-"
-        kind = "row-local" if info.kind == "row_local" else ("whole-pass, bounded" if info.bounded else "whole-pass")
+        kind = "row-local" if info.kind == "row_local" else ", ".join(
+            ["whole-pass", *(["bounded"] if info.bounded else []),
+             *(f"row-local {phase}" for phase in ("prepare", "complete") if getattr(info, phase))])
         click.echo(f"  {name:<22} ({kind}) reads [{reads}] writes [{writes}]  {_summary(info.doc)}")
 
 

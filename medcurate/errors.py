@@ -17,6 +17,10 @@ class MedcurateError(Exception):
         self.field = field
         super().__init__(self.format())
 
+    def __reduce__(self):
+        """Pickled whole (a build's worker process sends it back with its file, line and field)."""
+        return _rebuild, (type(self), self.message, self.file, self.line, self.field)
+
     def format(self) -> str:
         location = ""
         if self.file:
@@ -30,3 +34,8 @@ class MedcurateError(Exception):
 
 class ConservationError(MedcurateError):
     """The manifest's counts do not add up: some record was lost or invented."""
+
+
+def _rebuild(kind: type[MedcurateError], message: str, file: str | None, line: int | None,
+             field: str | None) -> MedcurateError:
+    return kind(message, file=file, line=line, field=field)

@@ -141,6 +141,9 @@ class StepContext:
         self.declarations = 0
         """How many drops, rejects and merges were declared through this context (a cheap way to
         tell whether a call declared anything)."""
+        self.record: int | None = None
+        """While a source format parses a record: the record's number in its file (1 for the first,
+        malformed ones counted), whichever batch it came in."""
 
     def resolve_path(self, path: str | Path) -> Path:
         """A path from the recipe, relative to the recipe's folder."""
@@ -244,7 +247,15 @@ class StepInfo:
     ``decide(rows, start)``, which returns a batch's kept rows at once while it can (dedupe,
     while its digests fit in memory) and None from the first batch it cannot; that batch and
     the rest then take the two passes. A plan whose output is not in input order (``mix``
-    shuffles) returns no rows from ``apply`` and yields them from ``remaining()`` afterwards."""
+    shuffles) returns no rows from ``apply`` and yields them from ``remaining()`` afterwards.
+
+    A whole-pass step whose per-row work is heavy splits it off into row-local *phases*, which
+    run batch by batch (in worker processes, on Ray) like a row-local step: ``prepare`` maps
+    the input rows before the whole pass (``function`` and ``bounded`` then receive its
+    output), ``complete`` maps the whole pass's output. Phases count in the step's own stage:
+    its ``rows_in`` are the rows ``prepare`` received, its ``rows_out`` the rows ``complete``
+    returned, and what any phase declares adds to the one ledger, so the manifest is the one
+    the undivided step would give. A phase gets the step's parameters that it names."""
 
     name: str
     function: StepFunction
@@ -255,6 +266,23 @@ class StepInfo:
     bounded: Callable[..., Any] | None = None
     summary: Callable[..., None] | None = None
     params: type[BaseModel] = SourceOptions
+    prepare: StepFunction | None = None
+    complete: StepFunction | None = None
+
+    def run(self, rows: list[Row], ctx: StepContext, params: dict[str, Any]) -> list[Row]:
+        """The whole step on a list of rows: its phases and its whole pass, one after another."""
+        if self.prepare is not None:
+            rows = self.prepare(rows, ctx, **phase_params(self.prepare, params))
+        rows = self.function(rows, ctx, **params)
+        if self.complete is not None:
+            rows = self.complete(rows, ctx, **phase_params(self.complete, params))
+        return rows
+
+
+def phase_params(function: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The step parameters a phase function names (it may name fewer than the step takes)."""
+    names = set(list(inspect.signature(function).parameters)[2:])
+    return {name: value for name, value in params.items() if name in names}
 
 
 def _mentions_list(annotation: Any) -> bool:
@@ -393,21 +421,26 @@ def register_source_reader(name: str, *, doc: str | None = None, options: type[S
 
 def register_step(name: str, *, reads: Iterable[str] = (), writes: Iterable[str] = (), doc: str | None = None,
                   kind: str = WHOLE_PASS, bounded: Callable[..., Any] | None = None,
-                  summary: Callable[..., None] | None = None):
+                  summary: Callable[..., None] | None = None, prepare: StepFunction | None = None,
+                  complete: StepFunction | None = None):
     """Register a step ``(rows, ctx, **params) -> rows``; its docstring documents it.
 
     ``kind=ROW_LOCAL`` promises that the step treats each row on its own (no state across rows),
     so it may run batch by batch; see ``StepInfo``. Such a step's ``card.stats`` of every batch
     are added up (numbers summed, dicts merged) and handed to ``summary(stats, card, **params)``,
-    which writes the stats and card sections of the whole step."""
+    which writes the stats and card sections of the whole step. ``prepare`` and ``complete``
+    are the row-local phases of a whole-pass step (see ``StepInfo``)."""
     if kind not in STEP_KINDS:
         raise ValueError(f"step kind must be one of {STEP_KINDS}")
+    if kind == ROW_LOCAL and (prepare or complete):
+        raise ValueError(f"step {name!r}: a row-local step has no phases (prepare, complete)")
 
     def decorator(function: StepFunction) -> StepFunction:
         _refuse_duplicate("step", name, _STEPS, function)
         _STEPS[name] = StepInfo(name, function, tuple(reads), tuple(writes),
                                 _documentation("step", name, function, doc, _STEPS), kind=kind, bounded=bounded,
-                                summary=summary, params=parameter_model(name, function))
+                                summary=summary, params=parameter_model(name, function), prepare=prepare,
+                                complete=complete)
         return function
     return decorator
 

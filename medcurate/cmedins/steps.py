@@ -26,7 +26,7 @@ from medcurate.cmedins.formats import (
 )
 from medcurate.cmedins.sources import gold_row
 from medcurate.errors import MedcurateError
-from medcurate.pipeline import CardContributions, RecordError, Row, StepContext, register_step
+from medcurate.pipeline import RecordError, Row, StepContext, register_step
 from medcurate.resources import data_folder
 from medcurate.schemas import canonical_json
 
@@ -108,28 +108,39 @@ def _with_template(row: Row, seed: int) -> None:
 _TASK_NAMES = list(TASKS)
 
 
-class _BoundedCmedins:
-    """``cmedins`` in two passes over spilled rows, with the same rows, counts and card. The first
-    pass renders each row's task rows to learn their task, department and template (codes, a few
-    bytes a task row) and declares drops and rejects; the per-task samples are then drawn as the
-    whole-pass step draws them (``_capped``, over task codes); the second pass renders again and
-    keeps the chosen task rows."""
+def render_task_rows(rows: list[Row], ctx: StepContext, triage: bool = True) -> list[Row]:
+    """The row-local phase of ``cmedins`` (run in batches, in parallel): each input row's task
+    rows, each with its seeded template as ``instruction`` and ``gold`` as canonical JSON text."""
+    tasks: list[Row] = []
+    for row in rows:
+        for made in _task_rows(row, ctx, triage):
+            _with_template(made, ctx.seed)
+            made["gold"] = canonical_json(made["gold"])
+            tasks.append(made)
+    return tasks
 
-    def __init__(self, ctx: StepContext, scratch: Path, triage: bool = True, max_per_task: int | dict | None = None,
-                 max_task_share: float | None = 0.4):
-        self.ctx, self.triage = ctx, triage
+
+def _department(row: Row) -> str:
+    return row.get("department") or UNKNOWN_DEPARTMENT
+
+
+class _BoundedCmedins:
+    """The caps of ``cmedins`` in two passes over the rendered task rows, with the same rows,
+    counts and card: the first pass keeps each row's task, department and template as a code (a
+    few bytes a row), the per-task samples are then drawn as the whole-pass step draws them
+    (``_capped``, over task codes), and the second pass keeps the chosen rows."""
+
+    def __init__(self, ctx: StepContext, scratch: Path, max_per_task: int | dict | None = None,
+                 max_task_share: float | None = 0.4, **_rendering):
+        self.ctx = ctx
         self.max_per_task, self.max_task_share = max_per_task, max_task_share
         self.codes: dict[tuple[str, str, str], int] = {}
         self.parts: list[np.ndarray] = []
         self.chosen: np.ndarray | None = None
-        self.position = 0
 
     def observe(self, rows: list[Row], start: int) -> None:
-        codes = []
-        for row in rows:
-            for made in _task_rows(row, self.ctx, self.triage):
-                key = (made["task"], made.get("department") or UNKNOWN_DEPARTMENT, _template_id(made, self.ctx.seed))
-                codes.append(self.codes.setdefault(key, len(self.codes)))
+        codes = [self.codes.setdefault((row["task"], _department(row), row["template_id"]), len(self.codes))
+                 for row in rows]
         self.parts.append(np.asarray(codes, dtype=np.int64))
 
     def finish(self) -> None:
@@ -142,22 +153,7 @@ class _BoundedCmedins:
 
     def apply(self, rows: list[Row], start: int) -> list[Row]:
         assert self.chosen is not None
-        silent = StepContext(self.ctx.stage, base_dir=self.ctx.base_dir, store=self.ctx.store, seed=self.ctx.seed,
-                             rejects=[], card=CardContributions())
-        kept = []
-        for row in rows:
-            for made in _task_rows(row, silent, self.triage):
-                if self.chosen[self.position]:
-                    _with_template(made, self.ctx.seed)
-                    made["gold"] = canonical_json(made["gold"])
-                    kept.append(made)
-                self.position += 1
-        return kept
-
-
-def _template_id(row: Row, seed: int) -> str:
-    templates = load_templates(row["task"])
-    return templates[_template_index(seed, row, len(templates))]["id"]
+        return [row for row, keep in zip(rows, self.chosen[start:start + len(rows)].tolist(), strict=True) if keep]
 
 
 def _summed(counts: Counter, keys: list[tuple[str, str, str]], fields: tuple[int, ...]) -> Counter:
@@ -170,7 +166,7 @@ def _summed(counts: Counter, keys: list[tuple[str, str, str]], fields: tuple[int
 
 @register_step("cmedins", reads=("task", "query", "gold", "input", "diagnosis", "messages", "department"),
                writes=("instruction", "query", "answer", "task", "template_id", "gold", "department"),
-               bounded=_BoundedCmedins)
+               prepare=render_task_rows, bounded=_BoundedCmedins)
 def cmedins(rows: list[Row], ctx: StepContext, triage: bool = True, max_per_task: int | dict | None = None,
             max_task_share: float | None = 0.4) -> list[Row]:
     """Rows from the task source formats, EHR pairs and department-labelled dialogues -> instruction rows.
@@ -182,20 +178,14 @@ def cmedins(rows: list[Row], ctx: StepContext, triage: bool = True, max_per_task
     task, or ``{cdn: 500}`` per task); ``max_task_share`` (default 0.4, ``null`` to switch off) then
     samples down any task that would make up more than that share of the rows, so one large task
     (CDN) does not dominate unless asked. CMeIE instructions list the relation types an answer may use.
-    """
-    tasks: list[Row] = []
-    for row in rows:
-        tasks.extend(_task_rows(row, ctx, triage))
 
-    chosen = _capped(np.asarray([_TASK_NAMES.index(row["task"]) for row in tasks], dtype=np.int64), ctx,
+    The rendering is the row-local phase ``render_task_rows``; this whole pass over its rows draws
+    the caps and writes the card.
+    """
+    chosen = _capped(np.asarray([_TASK_NAMES.index(row["task"]) for row in rows], dtype=np.int64), ctx,
                      max_per_task, max_task_share)
-    tasks = [row for row, keep in zip(tasks, chosen.tolist(), strict=True) if keep]
-    for row in tasks:
-        _with_template(row, ctx.seed)
-    _card(Counter((row["task"], row.get("department") or UNKNOWN_DEPARTMENT) for row in tasks),
-          Counter(row["template_id"] for row in tasks), ctx)
-    for row in tasks:
-        row["gold"] = canonical_json(row["gold"])
+    tasks = [row for row, keep in zip(rows, chosen.tolist(), strict=True) if keep]
+    _card(Counter((row["task"], _department(row)) for row in tasks), Counter(row["template_id"] for row in tasks), ctx)
     return tasks
 
 

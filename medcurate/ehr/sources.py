@@ -14,7 +14,7 @@ from medcurate.schemas import EHR_SECTIONS
 
 
 def _ehr_row(record: dict[str, Any], spec: SourceSpec, ctx: StepContext) -> Row:
-    mapped = map_fields(record, spec.options.get("fields"), require_mapped=ctx.ledger.rows_in == 1)
+    mapped = map_fields(record, spec.options.get("fields"), require_mapped=ctx.record == 1)
     if not mapped["diagnosis"]:
         raise RecordError("missing diagnosis: the record has no diagnosis field or it is empty",
                           field=(spec.options.get("fields") or {}).get("diagnosis", "diagnosis"))

@@ -37,6 +37,7 @@ from medcurate.pipeline import (
     StepContext,
     get_source_format,
     get_step,
+    phase_params,
     publish_checks,
 )
 from medcurate.privacy import version_privacy
@@ -57,6 +58,11 @@ from medcurate.store import (
 ProgressFactory = Callable[[str, int | None], Any]
 DEFAULT_BATCH_SIZE = 4096
 SCHEMA_STAGE = "schema"
+PARSE_STAGE = "parse"
+"""The first part of the first segment: record files' raw records -> rows, by their source format."""
+RAW = "\x00source"
+"""The key of a raw record in a batch (its value is the index of its source); such a batch holds
+the raw records of one source only."""
 
 
 @dataclass
@@ -70,13 +76,37 @@ class EngineOptions:
     num_cpus: int | None = None
 
 
+STEP, PREPARE, COMPLETE = "step", "prepare", "complete"
+
+
 @dataclass(frozen=True)
 class SegmentStep:
-    """One stage of a row-local segment: a registered step, or the schema check."""
+    """One stage of a row-local segment: a registered step, the schema check, or a row-local
+    phase (``prepare``, ``complete``) of a whole-pass step, which shares that step's stage."""
 
     stage: str
     name: str
     params: dict[str, Any]
+    phase: str = STEP
+
+    @property
+    def counts_in(self) -> bool:
+        """Whether the rows this part receives are the stage's input (not so after the whole pass)."""
+        return self.phase != COMPLETE
+
+    @property
+    def counts_out(self) -> bool:
+        """Whether the rows this part returns are the stage's output (not so before the whole pass)."""
+        return self.phase != PREPARE
+
+
+@dataclass(frozen=True)
+class SourceParsing:
+    """What turns one record file's raw records into rows, wherever the batch runs."""
+
+    stage: str
+    spec: SourceSpec
+    display: str
 
 
 @dataclass(frozen=True)
@@ -100,6 +130,9 @@ class StageReport:
     rejected: Counter
     rejects: list[Reject] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    source: int | None = None
+    """For the parse part: the index of the source whose raw records the batch held (None when
+    the batch held rows, which pass through)."""
 
 
 def run_segment(rows: list[Row], steps: list[SegmentStep],
@@ -107,18 +140,27 @@ def run_segment(rows: list[Row], steps: list[SegmentStep],
     """A batch through a segment of row-local stages; pure apart from the step functions."""
     reports = []
     for step in steps:
+        source = rows[0][RAW] if step.name == PARSE_STAGE and rows and RAW in rows[0] else None
+        stage = step.params["sources"][source].stage if source is not None else step.stage
         rejects: list[Reject] = []
         card = CardContributions()
-        ctx = StepContext(step.stage, base_dir=settings.base_dir, store=settings.store, seed=settings.seed,
+        ctx = StepContext(stage, base_dir=settings.base_dir, store=settings.store, seed=settings.seed,
                           rejects=rejects, card=card)
         received = len(rows)
-        if step.name == SCHEMA_STAGE:
+        if step.name == PARSE_STAGE:
+            if source is not None:
+                rows = list(parse_records(rows, step.params["sources"][source], ctx))
+                received = ctx.ledger.rows_in
+        elif step.name == SCHEMA_STAGE:
             rows = check_schema(rows, settings.kind, ctx)
-        else:
+        elif step.phase == STEP:
             rows = call_step(step.name, rows, ctx, step.params, settings.origin)
+        else:
+            phase = getattr(get_step(step.name), step.phase)
+            rows = phase(rows, ctx, **phase_params(phase, step.params))
         ledger = ctx.ledger
         reports.append(StageReport(received, len(rows), ledger.created, ledger.merged, ledger.dropped,
-                                   ledger.rejected, rejects, card.stats))
+                                   ledger.rejected, rejects, card.stats, source))
     return rows, reports
 
 
@@ -197,6 +239,15 @@ class Processes:
         self.pool.shutdown(cancel_futures=True)
 
 
+@dataclass(frozen=True)
+class _Counting:
+    """Which of its rows a whole pass counts in its stage's ledger: not the input when a
+    ``prepare`` phase counted it, not the output when a ``complete`` phase will."""
+
+    rows_in: bool
+    rows_out: bool
+
+
 @dataclass
 class _Stage:
     ctx: StepContext
@@ -217,9 +268,11 @@ class StreamingBuild:
         self.batch_size = sys.maxsize if self.in_memory else max(1, options.batch_size)
         self.card = CardContributions()
         self.stages: list[_Stage] = []
-        self.sources_meta: list[dict[str, Any]] = []
         self.settings = SegmentSettings(recipe.base_dir, root, recipe.seed, recipe.kind, recipe.origin)
         self.grouping = getattr(executor, "grouping", None)
+        # in this process, records are parsed as they are read: a batch of raw records would
+        # only keep more objects alive at once
+        self.parse_in_segment = not isinstance(executor, InProcess)
 
     def run(self) -> Version:
         folder = self.root / self.recipe.name
@@ -256,20 +309,32 @@ class StreamingBuild:
 
     def _write(self, staged: Path) -> dict[str, Any]:
         recipe = self.recipe
-        batches = self._source_batches([self._stage(f"source:{spec.name}") for spec in recipe.sources])
+        self.source_stages = [self._stage(f"source:{spec.name}") for spec in recipe.sources]
+        # as the recipe wrote them (a reader may narrow its options while it reads)
+        written = [{"name": spec.name, "file": Path(spec.path).name, "format": spec.format, "encoding": spec.encoding,
+                    "options": spec.options} for spec in recipe.sources]
+        parsing = [_source_parsing(spec, stage.ctx) for spec, stage in zip(recipe.sources, self.source_stages, strict=True)]
+        batches = self._source_batches(parsing)
         segment: list[tuple[SegmentStep, _Stage]] = []
+        if any(parsing) and self.parse_in_segment:
+            segment.append((SegmentStep(PARSE_STAGE, PARSE_STAGE, {"sources": parsing}), self.source_stages[0]))
         for call in recipe.steps:
             info = get_step(call.name)
             stage = self._stage(call.name)
             if info.kind == ROW_LOCAL:
                 segment.append((SegmentStep(call.name, call.name, call.params), stage))
                 continue
+            if info.prepare is not None:
+                segment.append((SegmentStep(call.name, call.name, call.params, PREPARE), stage))
             batches = self._segment(batches, segment)
             segment = []
+            counting = _Counting(rows_in=info.prepare is None, rows_out=info.complete is None)
             if info.bounded is not None and not self.in_memory:
-                batches = self._bounded(batches, info, call.params, stage)
+                batches = self._bounded(batches, info, call.params, stage, counting)
             else:
-                batches = self._whole(batches, call.name, call.params, stage)
+                batches = self._whole(batches, call.name, call.params, stage, counting)
+            if info.complete is not None:
+                segment.append((SegmentStep(call.name, call.name, call.params, COMPLETE), stage))
         segment.append((SegmentStep(SCHEMA_STAGE, SCHEMA_STAGE, {}), self._stage(SCHEMA_STAGE)))
         batches = self._segment(batches, segment)
         split_counts, split_notes, schema = self._write_splits(batches, staged)
@@ -293,7 +358,8 @@ class StreamingBuild:
             "license": recipe.license,
             "medcurate_version": medcurate.__version__,
             "recipe": recipe.as_written(),
-            "sources": [{k: v for k, v in meta.items() if k != "path"} for meta in self.sources_meta],
+            "sources": [_source_meta(meta, spec, stage.ctx.ledger)
+                        for meta, spec, stage in zip(written, recipe.sources, self.source_stages, strict=True)],
             "counts": counts,
             "splits": list(split_counts),
             "split_config": recipe.splits.to_dict(),
@@ -311,23 +377,53 @@ class StreamingBuild:
         (staged / LICENSE_FILE).write_text(license_text(manifest), encoding="utf-8")
         return manifest
 
-    def _source_batches(self, stages: list[_Stage]) -> Iterator[list[Row]]:
+    def _source_batches(self, parsing: list[SourceParsing | None]) -> Iterator[list[Row]]:
+        """Batches of rows from the sources; when the first segment runs elsewhere, a record file
+        gives batches of its raw records instead, which the segment's parse part turns into rows."""
         batch: list[Row] = []
-        for spec, stage in zip(self.recipe.sources, stages, strict=True):
-            meta: dict[str, Any] = {"name": spec.name, "path": spec.path, "file": Path(spec.path).name, "format": spec.format,
-                    "encoding": spec.encoding, "options": spec.options}
-            for row in _read_source(spec, stage.ctx, self.progress):
-                stage.ctx.ledger.rows_out += 1
-                batch.append(row)
+        for index, (spec, stage) in enumerate(zip(self.recipe.sources, self.source_stages, strict=True)):
+            file_parsing = parsing[index]
+            raw = file_parsing is not None and self.parse_in_segment
+            if raw and batch:    # a batch of raw records holds one file's only
+                yield batch
+                batch = []
+            if file_parsing is None:
+                items = _read_whole_source(spec, stage.ctx)
+            elif raw:
+                items = self._raw_records(spec, index)
+            else:
+                items = parse_records(self._raw_records(spec, index), file_parsing, stage.ctx)
+            for item in items:
+                batch.append(item)
                 if len(batch) >= self.batch_size:
                     yield batch
                     batch = []
-            meta.update({"sha256": spec.sha256, "records": stage.ctx.ledger.rows_in, "rows": stage.ctx.ledger.rows_out})
-            if spec.resolved_ref:    # a version read as NAME@latest is recorded by the id it resolved to
-                meta.update(file=spec.resolved_ref, version=spec.resolved_ref)
-            self.sources_meta.append(meta)
+            if raw and batch:
+                yield batch
+                batch = []
         if batch:
             yield batch
+
+    def _raw_records(self, spec: SourceSpec, index: int) -> Iterator[Row]:
+        source_format = get_source_format(spec.format)
+        assert spec.resolved_path is not None
+        bar = self.progress(f"read {spec.name}", None)
+        try:
+            records = iter_records(spec.resolved_path, source_format.file_format, spec.encoding,
+                                   spec.options.get("delimiter"))
+            for number, item in enumerate(records, 1):
+                bar.advance()
+                if isinstance(item, Malformed):
+                    yield {RAW: index, "record": number, "line": item.line, "reason": item.reason, "field": item.field}
+                else:
+                    yield {RAW: index, "record": number, "line": item.line, "data": item.data}
+        except MedcurateError as exc:
+            if exc.file is None:
+                exc.file = str(spec.path)
+                exc.args = (exc.format(),)
+            raise
+        finally:
+            bar.close()
 
     def _segment(self, batches: Iterator[list[Row]], segment: list[tuple[SegmentStep, _Stage]]) -> Iterator[list[Row]]:
         if not segment:
@@ -339,11 +435,15 @@ class StreamingBuild:
 
         def flow() -> Iterator[list[Row]]:
             for rows, reports in executor.map(steps, self.settings, batches):
-                for (_, stage), report, added in zip(segment, reports, stats, strict=True):
+                for (step, stage), report, added in zip(segment, reports, stats, strict=True):
+                    if step.name == PARSE_STAGE:
+                        if report.source is None:
+                            continue
+                        stage = self.source_stages[report.source]
                     merge_stats(added, report.stats)
                     ledger = stage.ctx.ledger
-                    ledger.rows_in += report.rows_in
-                    ledger.rows_out += report.rows_out
+                    ledger.rows_in += report.rows_in if step.counts_in else 0
+                    ledger.rows_out += report.rows_out if step.counts_out else 0
                     ledger.created += report.created
                     ledger.merged += report.merged
                     ledger.dropped.update(report.dropped)
@@ -353,28 +453,30 @@ class StreamingBuild:
                 if rows:
                     yield rows
             for (step, _), added in zip(segment, stats, strict=True):
-                summary = get_step(step.name).summary if step.name != SCHEMA_STAGE else None
+                summary = get_step(step.name).summary if step.name not in (SCHEMA_STAGE, PARSE_STAGE) and step.phase == STEP else None
                 if summary is not None and added:
                     summary(added, self.card, **step.params)
                 else:
                     self.card.stats.update(added)
         return flow()
 
-    def _whole(self, batches: Iterator[list[Row]], name: str, params: dict[str, Any], stage: _Stage) -> Iterator[list[Row]]:
+    def _whole(self, batches: Iterator[list[Row]], name: str, params: dict[str, Any], stage: _Stage,
+               counting: _Counting) -> Iterator[list[Row]]:
         rows = [row for batch in batches for row in batch]
         ledger = stage.ctx.ledger
-        ledger.rows_in = len(rows)
+        ledger.rows_in += len(rows) if counting.rows_in else 0
         bar = self.progress(f"step {name}", None)
         try:
             rows = call_step(name, rows, stage.ctx, params, self.recipe.origin)
         finally:
             bar.close()
-        ledger.rows_out = len(rows)
+        ledger.rows_out += len(rows) if counting.rows_out else 0
         self._drain()
         for start in range(0, len(rows), self.batch_size):
             yield rows[start:start + self.batch_size]
 
-    def _bounded(self, batches: Iterator[list[Row]], info, params: dict[str, Any], stage: _Stage) -> Iterator[list[Row]]:
+    def _bounded(self, batches: Iterator[list[Row]], info, params: dict[str, Any], stage: _Stage,
+                 counting: _Counting) -> Iterator[list[Row]]:
         index = self.stages.index(stage)
         spill = BatchSpill(self.scratch / f"stage-{index:04d}.spill")
         try:
@@ -383,34 +485,37 @@ class StreamingBuild:
             raise MedcurateError(f"bad parameters for step {info.name!r}: {exc}", file=self.recipe.origin,
                                  field=f"steps.{info.name}") from None
         ledger = stage.ctx.ledger
+        counted_in = 1 if counting.rows_in else 0
+        counted_out = 1 if counting.rows_out else 0
         deciding = hasattr(plan, "decide")
+        received = 0
         spilled_from = None
         for batch in batches:
-            kept = plan.decide(batch, ledger.rows_in) if deciding else None
+            kept = plan.decide(batch, received) if deciding else None
+            received += len(batch)
+            ledger.rows_in += counted_in * len(batch)
             if kept is not None:
-                ledger.rows_in += len(batch)
-                ledger.rows_out += len(kept)
+                ledger.rows_out += counted_out * len(kept)
                 self._drain()
                 if kept:
                     yield kept
                 continue
             deciding = False
             if spilled_from is None:
-                spilled_from = ledger.rows_in
-            plan.observe(batch, ledger.rows_in)
+                spilled_from = received - len(batch)
+            plan.observe(batch, received - len(batch))
             spill.write(batch)
-            ledger.rows_in += len(batch)
         plan.finish()
         position = spilled_from or 0
         for batch in spill.read():
             kept = plan.apply(batch, position)
             position += len(batch)
-            ledger.rows_out += len(kept)
+            ledger.rows_out += counted_out * len(kept)
             self._drain()
             if kept:
                 yield kept
         for kept in plan.remaining() if hasattr(plan, "remaining") else ():
-            ledger.rows_out += len(kept)
+            ledger.rows_out += counted_out * len(kept)
             if kept:
                 yield kept
 
@@ -494,12 +599,19 @@ class _RowCursor:
         return taken
 
 
-def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) -> Iterator[Row]:
-    source_format = get_source_format(spec.format)
-    if source_format.reader is not None:
-        yield from source_format.reader(spec, ctx)
-        return
-    assert source_format.parse is not None
+def _source_meta(written: dict[str, Any], spec: SourceSpec, ledger: StageLedger) -> dict[str, Any]:
+    """A source's entry in the manifest, once it has been read."""
+    meta = {**written, "sha256": spec.sha256, "records": ledger.rows_in, "rows": ledger.rows_out}
+    if spec.resolved_ref:    # a version read as NAME@latest is recorded by the id it resolved to
+        meta.update(file=spec.resolved_ref, version=spec.resolved_ref)
+    return meta
+
+
+def _source_parsing(spec: SourceSpec, ctx: StepContext) -> SourceParsing | None:
+    """A record file checked and hashed before any record is read (so its batches can be parsed
+    anywhere); None for a source read by a whole-source reader."""
+    if get_source_format(spec.format).reader is not None:
+        return None
     path = ctx.resolve_path(spec.path)
     if not path.exists():
         raise MedcurateError(f"source file not found (looked for {path})", file=str(spec.path),
@@ -508,38 +620,54 @@ def _read_source(spec: SourceSpec, ctx: StepContext, progress: ProgressFactory) 
         raise MedcurateError("source path is a folder, expected a file", file=str(spec.path))
     spec.resolved_path = path
     spec.sha256 = file_sha256(path)
-    display = Path(spec.path).name
-    bar = progress(f"read {spec.name}", None)
+    return SourceParsing(ctx.stage, spec, Path(spec.path).name)
+
+
+def _read_whole_source(spec: SourceSpec, ctx: StepContext) -> Iterator[Row]:
+    reader = get_source_format(spec.format).reader
+    assert reader is not None
+    for row in reader(spec, ctx):
+        ctx.ledger.rows_out += 1
+        yield row
+
+
+def parse_records(items: Iterable[Row], parsing: SourceParsing, ctx: StepContext) -> Iterator[Row]:
+    """One record file's raw records -> rows by its source format, every record counted in ``ctx``:
+    a malformed one or one its parser refuses is rejected with its line, an empty result must have
+    been declared."""
+    spec, display = parsing.spec, parsing.display
+    source_format = get_source_format(spec.format)
+    assert source_format.parse is not None
+    ledger = ctx.ledger
     try:
-        for item in iter_records(path, source_format.file_format, spec.encoding, spec.options.get("delimiter")):
-            ctx.ledger.rows_in += 1
-            bar.advance()
-            location = {"name": spec.name, "file": display, "line": item.line, "sha256": spec.sha256}
-            if isinstance(item, Malformed):
-                ctx.reject({"source": location}, item.reason, item.field)
+        for item in items:
+            ledger.rows_in += 1
+            ctx.record = item["record"]
+            location = {"name": spec.name, "file": display, "line": item["line"], "sha256": spec.sha256}
+            if "reason" in item:
+                ctx.reject({"source": location}, item["reason"], item["field"])
                 continue
             declared_before = ctx.declarations
             try:
-                produced = list(source_format.parse(item.data, spec, ctx))
+                produced = list(source_format.parse(item["data"], spec, ctx))
             except RecordError as exc:
                 ctx.reject({"source": location}, exc.reason, exc.field)
                 continue
             if not produced:
                 if ctx.declarations == declared_before:
                     raise ConservationError(f"source format {spec.format!r} returned no row for a record without "
-                                            f"declaring why", file=display, line=item.line)
+                                            f"declaring why", file=display, line=item["line"])
             if len(produced) > 1:
                 ctx.created(len(produced) - 1)
             for row in produced:
                 row.setdefault("source", location)
+                ledger.rows_out += 1
                 yield row
     except MedcurateError as exc:
         if exc.file is None:
             exc.file = str(spec.path)
             exc.args = (exc.format(),)
         raise
-    finally:
-        bar.close()
 
 
 def _stratum_section(card: CardContributions, per_split: dict[str, Counter], stratify: str) -> None:

@@ -100,16 +100,29 @@ def index_edges(graph: nx.MultiDiGraph) -> EdgeIndex:
     return EdgeIndex(out, into)
 
 
-def _row(template: Template, subject: str, objects: list[str], triples: list[list[str]], lang: str,
-         department: str, middle: str = "") -> dict:
+PLANNED_TEXT = "kg_text"
+"""The column of a planned QA row that holds what its texts are filled from (see ``filled``)."""
+
+
+def _planned(template: Template, subject: str, objects: list[str], triples: list[list[str]], lang: str,
+             department: str, middle: str = "") -> dict:
+    """A QA row with every choice made but its texts not yet filled in."""
+    return {"template_id": template.id, "relation": template.relation, "subject": subject, "department": department,
+            "triples": triples, PLANNED_TEXT: {"question": template.question, "answer": template.answer,
+                                               "objects": objects, "middle": middle, "lang": lang}}
+
+
+def filled(planned: dict) -> dict:
+    """A planned QA row with its question and answer filled in: the per-row work of rendering, done
+    row by row (in parallel in a build) once the graph has made every choice."""
+    text = planned[PLANNED_TEXT]
+    subject, objects, middle, lang = planned["subject"], text["objects"], text["middle"], text["lang"]
     joined = join_objects(objects, lang)
-    answer = fill(template.answer, subject, joined, middle)
-    if template.relation == "cure_way" and objects and all(is_negation(item) for item in objects):
+    answer = fill(text["answer"], subject, joined, middle)
+    if planned["relation"] == "cure_way" and objects and all(is_negation(item) for item in objects):
         answer = f"{subject}{'，'.join(objects)}。" if lang == "zh" else f"{_capitalise(subject)}: {joined}."
-    return {"instruction": fill(template.question, subject, joined, middle), "query": "",
-            "answer": answer, "task": TASK,
-            "template_id": template.id, "relation": template.relation, "subject": subject,
-            "department": department, "triples": triples}
+    return {"instruction": fill(text["question"], subject, joined, middle), "query": "", "answer": answer, "task": TASK,
+            **{key: value for key, value in planned.items() if key != PLANNED_TEXT}}
 
 
 def _sample(objects: list[str], cap: int | None, seed: int, key: str) -> list[str]:
@@ -121,13 +134,14 @@ def _sample(objects: list[str], cap: int | None, seed: int, key: str) -> list[st
 
 def render(graph: nx.MultiDiGraph, templates: TemplateSet, *, lang: str, seed: int = 0, cap: int | None = 10,
            per_triple: bool = False, two_hop: bool = True, max_per_entity: int | None = None,
-           index: EdgeIndex | None = None, two_hop_min_support: int = 2) -> Rendered:
+           index: EdgeIndex | None = None, two_hop_min_support: int = 2, fill_texts: bool = True) -> Rendered:
     """QA rows for every (subject, relation) group that has a template, then the two-hop rows.
 
     A treatment list mixing negations (无需治疗) with treatments lists the treatments only; one made
     of negations only is written as the statement itself. A two-hop path whose first hop is inverse
     ("X 是哪种疾病的常用药") asserts a main use: it needs that edge stated by ``two_hop_min_support``
-    records or sources, else it is counted in ``two_hop_unsupported`` and not asked."""
+    records or sources, else it is counted in ``two_hop_unsupported`` and not asked. With
+    ``fill_texts=False`` the rows are planned ones, whose texts ``filled`` fills in later."""
     index = index or index_edges(graph)
     result = Rendered()
     per_subject: dict[str, list[dict]] = {}
@@ -157,7 +171,7 @@ def render(graph: nx.MultiDiGraph, templates: TemplateSet, *, lang: str, seed: i
             template = choices[_stable_index(seed, key, len(choices))]
             triples = [[subject, relation, name] for name in shown]
             per_subject.setdefault(subject, []).append(
-                _row(template, subject, shown, triples, lang, department_of(subject)))
+                _planned(template, subject, shown, triples, lang, department_of(subject)))
 
     if two_hop:
         for template in templates.two_hop:
@@ -180,14 +194,14 @@ def render(graph: nx.MultiDiGraph, templates: TemplateSet, *, lang: str, seed: i
                 first_triple = [middle, first.relation, subject] if first.inverse else [subject, first.relation, middle]
                 triples = [first_triple] + [[middle, second.relation, name] for name in shown]
                 per_subject.setdefault(subject, []).append(
-                    _row(template, subject, shown, triples, lang, department_of(subject, middle), middle))
+                    _planned(template, subject, shown, triples, lang, department_of(subject, middle), middle))
 
     for subject, rows in per_subject.items():
         if max_per_entity is not None and len(rows) > max_per_entity:
             keep = set(random.Random(f"{seed}|entity|{subject}").sample(range(len(rows)), max_per_entity))
             result.capped_by_max_per_entity += len(rows) - len(keep)
             rows = [row for i, row in enumerate(rows) if i in keep]
-        result.rows.extend(rows)
+        result.rows.extend(map(filled, rows) if fill_texts else rows)
     return result
 
 

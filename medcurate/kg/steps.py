@@ -13,7 +13,7 @@ from medcurate.card import markdown_table
 from medcurate.errors import MedcurateError
 from medcurate.kg import sources  # noqa: F401  (registers the KG source formats)
 from medcurate.kg.graph import build_graph, graph_stats
-from medcurate.kg.render import index_edges, render, rows_per_template
+from medcurate.kg.render import filled, index_edges, render, rows_per_template
 from medcurate.kg.templates import load_templates
 from medcurate.pipeline import Row, StepContext, register_step
 from medcurate.quality.text import has_cjk
@@ -71,8 +71,15 @@ def _refuse_english_over_chinese_graph(graph) -> None:
                              "English names", field="steps.kg_qa.lang")
 
 
+def fill_qa_rows(rows: list[Row], ctx: StepContext) -> list[Row]:
+    """The row-local phase of ``kg_qa`` (run in batches, in parallel): the planned QA rows' question
+    and answer texts filled in from their templates."""
+    return [filled(row) for row in rows]
+
+
 @register_step("kg_qa", reads=("head", "relation", "tail", "head_type", "tail_type", "department"),
-               writes=("instruction", "query", "answer", "task", "template_id", "department", "triples"))
+               writes=("instruction", "query", "answer", "task", "template_id", "department", "triples"),
+               complete=fill_qa_rows)
 def kg_qa(rows: list[Row], ctx: StepContext, lang: str = "zh", cap: int | None = 10, per_triple: bool = False,
           two_hop: bool = True, max_per_entity: int | None = None, templates: list[str] | str | None = None,
           two_hop_min_support: int = 2) -> list[Row]:
@@ -83,7 +90,10 @@ def kg_qa(rows: list[Row], ctx: StepContext, lang: str = "zh", cap: int | None =
     caps the rows per subject; ``templates`` adds folders of user templates. Generic treatment categories
     (药物治疗, 手术治疗 …) are dropped as ``generic_treatment``; truncated items are kept only when they
     resolve to a known name; drug -> disease two-hop questions need ``two_hop_min_support`` sources;
-    ``lang: en`` over a graph whose names are Chinese is refused."""
+    ``lang: en`` over a graph whose names are Chinese is refused.
+
+    The graph makes every choice in this whole pass; the texts are filled in by the row-local
+    phase ``fill_qa_rows``."""
     extra = [templates] if isinstance(templates, str) else list(templates or [])
     template_set = load_templates(lang, [ctx.resolve_path(folder) for folder in extra])
     rows = _skip_generic_treatments(_resolve_truncated(rows, ctx), ctx)
@@ -104,7 +114,8 @@ def kg_qa(rows: list[Row], ctx: StepContext, lang: str = "zh", cap: int | None =
             skipped[relation] += 1
             ctx.drop(rows[position], "no_template")
     result = render(graph, template_set, lang=lang, seed=ctx.seed, cap=cap, per_triple=per_triple, two_hop=two_hop,
-                    max_per_entity=max_per_entity, index=index_edges(graph), two_hop_min_support=int(two_hop_min_support))
+                    max_per_entity=max_per_entity, index=index_edges(graph), two_hop_min_support=int(two_hop_min_support),
+                    fill_texts=False)
     ctx.merged(kept)
     ctx.created(len(result.rows))
     _card(ctx, graph, built, covered, skipped, result, lang)

@@ -120,3 +120,19 @@ def test_csv_with_english_headers_and_defaults(tmp_path, store):
     assert len(rows) == 1 and rows[0]["diagnosis"] == "pneumonia" and rows[0]["diagnosis_uncertain"] is True
     assert rows[0]["input"] == "主诉：cough 3 days\n现病史：fever" and rows[0]["department"] == "general"
     assert result.manifest["counts"]["rejects"] == {"missing diagnosis": 1}
+
+
+def test_a_mapped_column_is_required_of_the_first_record_only_whatever_the_batches(tmp_path, store):
+    """A column the mapping names but the file's first record lacks is a typo (an error naming the
+    field); a later record without it is one bad record (a reject), also when the records are
+    parsed in batches of one in worker processes."""
+    records = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:6]]
+    records[3].pop("出院诊断")
+    data = tmp_path / "ward.jsonl"
+    data.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8")
+    built = build(ehr_recipe(["gate_stamp_for_tests", "ehr_pairs"], path=data), store=store, batch_size=1, workers=2)
+    assert built.manifest["counts"]["rejects"] == {"missing diagnosis": 1}
+    assert built.manifest["counts"]["rows_written"] == 5
+    with pytest.raises(MedcurateError, match="options.fields.diagnosis: the mapping names column '出院诊段'"):
+        build(ehr_recipe(["gate_stamp_for_tests", "ehr_pairs"], path=data, options={"fields": dict(MAPPING, diagnosis="出院诊段")}),
+              store=store, batch_size=1, workers=2)

@@ -3,6 +3,7 @@ spread over worker processes or run on Ray Data; and a streaming build holds a b
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from conftest import REPO, run_medcurate
 
 from medcurate.build import build
 from medcurate.deid.engine import SECRET_ENV
-from medcurate.pipeline import ROW_LOCAL, register_step
+from medcurate.errors import ConservationError
+from medcurate.pipeline import ROW_LOCAL, RecordError, register_source, register_step
 from medcurate.recipe import load_recipe, recipe_from_dict
 from medcurate.store import list_datasets, load_rows, verify
 
@@ -122,9 +124,10 @@ def test_streaming_build_holds_a_bounded_number_of_rows(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_ray_engine_publishes_the_local_version(tmp_path, monkeypatch):
-    """A local Ray with two CPUs (started once): an example recipe, then dedupe and stratified
-    group splits whose decisions come from Ray's groupby (first digests, each stratum's smallest
-    keys, rows per stratum under a threshold); each publishes the local engine's version."""
+    """A local Ray with two CPUs (started once): example recipes, whose de-identification and
+    CMedINS and KG rendering run as Ray batch maps, then dedupe and stratified group splits whose
+    decisions come from Ray's groupby (first digests, each stratum's smallest keys, rows per
+    stratum under a threshold); each publishes the local engine's version."""
     pytest.importorskip("ray")
     import ray
     import ray.data
@@ -137,13 +140,27 @@ def test_ray_engine_publishes_the_local_version(tmp_path, monkeypatch):
         return original_groupby(self, key, *args, **kwargs)
 
     monkeypatch.setattr(ray.data.Dataset, "groupby", spy)
+    from medcurate.engines.ray import RayExecutor
+
+    mapped: set[tuple[str, str]] = set()
+    original_map = RayExecutor.map
+
+    def map_spy(self, steps, settings, batches):
+        mapped.update((step.name, step.phase) for step in steps)
+        return original_map(self, steps, settings, batches)
+
+    monkeypatch.setattr(RayExecutor, "map", map_spy)
+    monkeypatch.setenv(SECRET_ENV, "engines-test-secret")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        local_version = build(load_recipe(RECIPES / "consultation_qa.yaml"), store=tmp_path / "local").version
-        on_ray = build(load_recipe(RECIPES / "consultation_qa.yaml"), store=tmp_path / "ray", engine="ray",
-                       batch_size=3).version
-        assert on_ray.version == local_version.version
-        assert _files(on_ray) == _files(local_version)
+        for name in ["consultation_qa", "kg_qa", "ehr_pairs", "cmedins"]:
+            local_version = build(load_recipe(RECIPES / f"{name}.yaml"), store=tmp_path / "local").version
+            on_ray = build(load_recipe(RECIPES / f"{name}.yaml"), store=tmp_path / "ray", engine="ray",
+                           batch_size=3).version
+            assert on_ray.version == local_version.version, name
+            assert _files(on_ray) == _files(local_version), name
+        # the heavy per-row work runs in Ray's workers: de-identification, CMedINS and KG rendering
+        assert {("deid", "step"), ("cmedins", "prepare"), ("kg_qa", "complete")} <= mapped, mapped
         monkeypatch.setattr("medcurate.engines.spill.CHUNK_RECORDS", 500)
         monkeypatch.setattr("medcurate.engines.ray.WINDOW_ROWS", 1_000)   # several windows, run in the background
         monkeypatch.setattr("medcurate.engines.ray.BLOCK_ROWS", 1_000)    # keys over several blocks
@@ -303,3 +320,141 @@ def test_row_local_card_stats_add_up_over_batches(tmp_path):
     assert streamed.manifest["card_sections"] == [["Answer lengths", f"500 rows, {expected} characters"]]
     held = build(recipe_from_dict(recipe), store=tmp_path / "b", engine="memory")
     assert held.version.version == streamed.version.version
+
+
+def _tag_process(rows, ctx, marker):
+    """A prepare phase: drops rows without an answer, tags the rest with the process it ran in."""
+    kept = []
+    for row in rows:
+        if not row.get("answer"):
+            ctx.drop(row, "no_answer")
+            continue
+        kept.append(dict(row, **{marker: os.getpid()}))
+    return kept
+
+
+def _split_answer(rows, ctx):
+    """A complete phase: one row per sentence of the answer, and a reject for a row without one."""
+    made = []
+    for row in rows:
+        sentences = [part for part in row["answer"].split("。") if part]
+        if not sentences:
+            ctx.reject(row, "no sentence", "answer")
+            continue
+        ctx.merged(1)
+        ctx.created(len(sentences))
+        made.extend(dict(row, answer=f"{part}。", completed_in=os.getpid()) for part in sentences)
+    return made
+
+
+@register_step("first_per_department_for_tests", prepare=_tag_process, complete=_split_answer)
+def first_per_department_for_tests(rows, ctx, marker="prepared_in"):
+    """The whole pass between the phases: the first row of each department."""
+    seen: set[str] = set()
+    kept = []
+    for row in rows:
+        if row["department"] in seen:
+            ctx.drop(row, "not_first")
+            continue
+        seen.add(row["department"])
+        kept.append(row)
+    return kept
+
+
+def _phase_recipe(tmp_path: Path) -> dict:
+    data = tmp_path / "phases.jsonl"
+    rows = [{"instruction": f"问题{index}", "query": "", "task": "qa", "department": f"科{index % 5}",
+             "answer": "" if index % 7 == 3 else "。" if index == 4 else "第一句。第二句。" if index % 2 else "一句。"}
+            for index in range(40)]
+    data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return {"name": "phases", "kind": "instruction", "sources": [{"name": "rows", "path": str(data)}],
+            "steps": [{"first_per_department_for_tests": {"marker": "prepared_in"}}], "splits": {}}
+
+
+def test_phases_of_a_whole_pass_step_run_in_the_workers_and_count_in_its_stage(tmp_path):
+    """prepare and complete run in the worker processes; the stage's ledger reads as one step's:
+    rows in = rows read, rows out = rows published, and every phase's drops, rejects and merges."""
+    recipe = _phase_recipe(tmp_path)
+    spread = build(recipe_from_dict(recipe), store=tmp_path / "a", batch_size=3, workers=2)
+    stage = next(s for s in spread.manifest["counts"]["stages"] if s["stage"] == "first_per_department_for_tests")
+    # 40 rows: 6 without an answer (index 3, 10, 17, 24, 31, 38), then the first of each of 5 departments
+    # (index 0, 1, 2, 4, 8); index 4 has no sentence, 1 gives two rows
+    assert stage == {"stage": "first_per_department_for_tests", "rows_in": 40, "rows_out": 5, "created": 5,
+                     "merged": 4, "dropped": {"no_answer": 6, "not_first": 29}, "rejected": {"no sentence": 1}}
+    published = load_rows(spread.version.ref, store=tmp_path / "a")["train"]
+    assert len(published) == 5
+    assert all(row["prepared_in"] != os.getpid() and row["completed_in"] != os.getpid() for row in published)
+    rejects = [json.loads(line) for line in (spread.version.path / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["line"], r["field"]) for r in rejects] == [("first_per_department_for_tests", 5, "answer")]
+    held = build(recipe_from_dict(recipe), store=tmp_path / "b", engine="memory")
+    assert held.manifest["counts"] == spread.manifest["counts"]
+    here = [dict(row, prepared_in=0, completed_in=0) for row in load_rows(held.version.ref, store=tmp_path / "b")["train"]]
+    assert here == [dict(row, prepared_in=0, completed_in=0) for row in published]
+
+
+def test_a_step_run_whole_equals_its_phases_in_a_build(tmp_path):
+    """StepInfo.run (prepare, whole pass, complete on one list) gives the rows the build publishes."""
+    from medcurate.pipeline import CardContributions, StepContext, get_step
+
+    recipe = _phase_recipe(tmp_path)
+    version = build(recipe_from_dict(recipe), store=tmp_path / "a", batch_size=4).version
+    rows = [json.loads(line) for line in Path(recipe["sources"][0]["path"]).read_text(encoding="utf-8").splitlines()]
+    ctx = StepContext("first_per_department_for_tests", base_dir=tmp_path, store=tmp_path, seed=0, rejects=[],
+                      card=CardContributions())
+    made = get_step("first_per_department_for_tests").run(rows, ctx, {"marker": "prepared_in"})
+    published = load_rows(version.ref, store=tmp_path / "a")["train"]
+    assert [(row["instruction"], row["answer"]) for row in made] == [(row["instruction"], row["answer"]) for row in published]
+    assert ctx.ledger.merged == 4 and ctx.ledger.dropped == {"no_answer": 6, "not_first": 29}
+
+
+@register_source("pid_lines_for_tests", file_format="jsonl")
+def pid_lines_for_tests(record, spec, ctx):
+    """Tags each row with the process that parsed it; ``skip`` records are dropped, ``bad`` ones
+    refused, ``twice`` ones give two rows, ``silent`` ones give nothing without saying why."""
+    kind = record.get("kind")
+    if kind == "skip":
+        ctx.drop(None, "skipped")
+        return
+    if kind == "bad":
+        raise RecordError("bad record: refused", field="kind")
+    if kind == "silent":
+        return
+    for copy in range(2 if kind == "twice" else 1):
+        yield {"instruction": f"问题{record['n']}-{copy}", "query": "", "answer": "回答。", "task": "qa",
+               "parsed_in": os.getpid(), "record": ctx.record}
+
+
+def _pid_recipe(tmp_path: Path, records: list[str]) -> dict:
+    data = tmp_path / "records.jsonl"
+    data.write_text("".join(line + "\n" for line in records), encoding="utf-8")
+    return {"name": "parsed", "kind": "instruction", "splits": {},
+            "sources": [{"name": "lines", "path": str(data), "format": "pid_lines_for_tests"}]}
+
+
+def test_record_files_are_parsed_in_the_workers_with_every_record_accounted(tmp_path):
+    """The parse of a record file runs in the worker processes, batch by batch; its stage counts
+    and rejects are those of one pass over the file, in line order, and ``ctx.record`` numbers
+    the records across batches."""
+    kinds = ["plain", "skip", "twice", "bad", "plain", "{not json", "twice", "plain"]
+    records = [line if line.startswith("{not") else json.dumps({"n": n, "kind": line}) for n, line in enumerate(kinds)]
+    recipe = _pid_recipe(tmp_path, records)
+    spread = build(recipe_from_dict(recipe), store=tmp_path / "a", batch_size=2, workers=2)
+    stage = spread.manifest["counts"]["stages"][0]
+    assert stage == {"stage": "source:lines", "rows_in": 8, "rows_out": 7, "created": 2, "merged": 0,
+                     "dropped": {"skipped": 1}, "rejected": {"bad record": 1, "malformed JSON": 1}}
+    assert spread.manifest["sources"][0]["records"] == 8 and spread.manifest["sources"][0]["rows"] == 7
+    rows = load_rows(spread.version.ref, store=tmp_path / "a")["train"]
+    assert sorted(row["record"] for row in rows) == [1, 3, 3, 5, 7, 7, 8]
+    assert all(row["parsed_in"] != os.getpid() for row in rows)
+    rejects = [json.loads(line) for line in (spread.version.path / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["line"], r.get("field")) for r in rejects] == [(4, "kind"), (6, None)]
+    held = build(recipe_from_dict(recipe), store=tmp_path / "b", engine="memory")
+    assert held.manifest["counts"] == spread.manifest["counts"]
+
+
+def test_a_record_lost_in_a_worker_fails_the_build_naming_its_line(tmp_path):
+    recipe = _pid_recipe(tmp_path, [json.dumps({"n": n, "kind": "silent" if n == 5 else "plain"}) for n in range(9)])
+    with pytest.raises(ConservationError, match=r"records\.jsonl:6: .*returned no row") as raised:
+        build(recipe_from_dict(recipe), store=tmp_path, batch_size=2, workers=2)
+    assert raised.value.line == 6
+    assert list_datasets(tmp_path) == {}
