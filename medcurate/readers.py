@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, cast, overload
 
 from medcurate.errors import MedcurateError
 
@@ -30,6 +30,15 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codec
 class RawRecord:
     line: int
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JsonText:
+    """A JSON Lines record not decoded yet (``iter_records(..., decode=False)``): whoever takes it
+    decodes it with ``parse_json_record``, perhaps in another process."""
+
+    line: int
+    text: str
 
 
 @dataclass(frozen=True)
@@ -91,19 +100,30 @@ def read_text(path: str | Path, encoding: str | None = None) -> str:
     raise AssertionError("unreachable")
 
 
+@overload
 def iter_records(path: str | Path, fmt: str | None = None, encoding: str | None = None,
-                 delimiter: str | None = None) -> Iterator[RawRecord | Malformed]:
-    """Yield every record of a file with its line number, or a ``Malformed`` marker."""
+                 delimiter: str | None = None, *, decode: Literal[True] = True) -> Iterator[RawRecord | Malformed]: ...
+
+
+@overload
+def iter_records(path: str | Path, fmt: str | None = None, encoding: str | None = None,
+                 delimiter: str | None = None, *, decode: bool) -> Iterator[RawRecord | Malformed | JsonText]: ...
+
+
+def iter_records(path: str | Path, fmt: str | None = None, encoding: str | None = None,
+                 delimiter: str | None = None, *, decode: bool = True) -> Iterator[RawRecord | Malformed | JsonText]:
+    """Yield every record of a file with its line number, or a ``Malformed`` marker. With
+    ``decode=False`` a JSON Lines record comes as its ``JsonText``, still to be decoded."""
     fmt = fmt or guess_format(path)
     if fmt == "parquet":
         yield from _iter_parquet(Path(path))
         return
     if fmt == "jsonl" and (encoding or "utf-8").lower() in _LINE_ENCODINGS:
-        yield from _iter_jsonl_lines(Path(path), (encoding or "utf-8").lower())
+        yield from _iter_jsonl_lines(Path(path), (encoding or "utf-8").lower(), decode)
         return
     text = read_text(path, encoding)
     if fmt == "jsonl":
-        yield from _iter_jsonl(text)
+        yield from _iter_jsonl(text, decode)
     elif fmt == "json":
         yield from _iter_json_array(text, str(path))
     elif fmt in ("csv", "tsv"):
@@ -182,21 +202,21 @@ def parse_json_record(text: str, line: int) -> RawRecord | Malformed:
     return RawRecord(line, value)
 
 
-def _iter_jsonl(text: str) -> Iterator[RawRecord | Malformed]:
+def _iter_jsonl(text: str, decode: bool = True) -> Iterator[RawRecord | Malformed | JsonText]:
     """Records split on "\n" only: U+2028, U+2029 and U+0085 are characters inside strings
     (``str.splitlines`` would cut records there and shift every later line number)."""
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.removesuffix("\r")
         if not line.strip():
             continue
-        yield parse_json_record(line, number)
+        yield parse_json_record(line, number) if decode else JsonText(number, line)
 
 
 # Encodings in which a newline byte is always a line end, so a file can be decoded line by line.
 _LINE_ENCODINGS = ("utf-8", "utf8", "utf-8-sig", "gb18030", "gbk", "gb2312")
 
 
-def _iter_jsonl_lines(path: Path, encoding: str) -> Iterator[RawRecord | Malformed]:
+def _iter_jsonl_lines(path: Path, encoding: str, decode: bool = True) -> Iterator[RawRecord | Malformed | JsonText]:
     """JSON Lines read one line at a time, so a file of any size streams in bounded memory."""
     try:
         handle = open(path, "rb")
@@ -208,7 +228,7 @@ def _iter_jsonl_lines(path: Path, encoding: str) -> Iterator[RawRecord | Malform
         start = handle.read(4)
         if any(start.startswith(bom) for bom, name in _BOMS if name == "utf-16"):
             handle.close()
-            yield from _iter_jsonl(read_text(path, encoding))
+            yield from _iter_jsonl(read_text(path, encoding), decode)
             return
         handle.seek(len(codecs.BOM_UTF8) if start.startswith(codecs.BOM_UTF8) and encoding.startswith("utf") else 0)
         codec = "utf-8" if encoding.startswith("utf") else encoding
@@ -226,7 +246,7 @@ def _iter_jsonl_lines(path: Path, encoding: str) -> Iterator[RawRecord | Malform
                 number += 1
                 if line.strip(_ASCII_SPACE):
                     anything = True
-                    yield parse_json_record(line, number)
+                    yield parse_json_record(line, number) if decode else JsonText(number, line)
     if not anything:
         raise MedcurateError("file is empty", file=str(path))
 
@@ -270,7 +290,7 @@ def _iter_json_array(text: str, path: str) -> Iterator[RawRecord | Malformed]:
         except json.JSONDecodeError as exc:
             raise MedcurateError(f"malformed JSON: {exc.msg}", file=path, line=exc.lineno) from None
         if text[end:].strip():
-            yield from _iter_jsonl(text)
+            yield from cast(Iterator[RawRecord | Malformed], _iter_jsonl(text))   # decoded: no JsonText
             return
         yield RawRecord(text.count("\n", 0, offset) + 1, value)
         return

@@ -41,7 +41,7 @@ from medcurate.pipeline import (
     publish_checks,
 )
 from medcurate.privacy import version_privacy
-from medcurate.readers import Malformed, file_sha256, iter_records
+from medcurate.readers import JsonText, Malformed, file_sha256, iter_records, parse_json_record
 from medcurate.recipe import Recipe
 from medcurate.schemas import canonical_json, row_kind, stable_row_id
 from medcurate.splits import SPLIT_NAMES, SplitPlanner
@@ -390,9 +390,9 @@ class StreamingBuild:
             if file_parsing is None:
                 items = _read_whole_source(spec, stage.ctx)
             elif raw:
-                items = self._raw_records(spec, index)
+                items = self._raw_records(spec, index, decode=False)
             else:
-                items = parse_records(self._raw_records(spec, index), file_parsing, stage.ctx)
+                items = parse_records(self._raw_records(spec, index, decode=True), file_parsing, stage.ctx)
             for item in items:
                 batch.append(item)
                 if len(batch) >= self.batch_size:
@@ -404,17 +404,21 @@ class StreamingBuild:
         if batch:
             yield batch
 
-    def _raw_records(self, spec: SourceSpec, index: int) -> Iterator[Row]:
+    def _raw_records(self, spec: SourceSpec, index: int, decode: bool) -> Iterator[Row]:
+        """A record file's records as items for ``parse_records``; without ``decode``, JSON Lines
+        records stay text, decoded where they are parsed."""
         source_format = get_source_format(spec.format)
         assert spec.resolved_path is not None
         bar = self.progress(f"read {spec.name}", None)
         try:
             records = iter_records(spec.resolved_path, source_format.file_format, spec.encoding,
-                                   spec.options.get("delimiter"))
+                                   spec.options.get("delimiter"), decode=decode)
             for number, item in enumerate(records, 1):
                 bar.advance()
                 if isinstance(item, Malformed):
                     yield {RAW: index, "record": number, "line": item.line, "reason": item.reason, "field": item.field}
+                elif isinstance(item, JsonText):
+                    yield {RAW: index, "record": number, "line": item.line, "text": item.text}
                 else:
                     yield {RAW: index, "record": number, "line": item.line, "data": item.data}
         except MedcurateError as exc:
@@ -642,21 +646,29 @@ def parse_records(items: Iterable[Row], parsing: SourceParsing, ctx: StepContext
     try:
         for item in items:
             ledger.rows_in += 1
-            ctx.record = item["record"]
-            location = {"name": spec.name, "file": display, "line": item["line"], "sha256": spec.sha256}
-            if "reason" in item:
+            ctx.record, line = item["record"], item["line"]
+            location = {"name": spec.name, "file": display, "line": line, "sha256": spec.sha256}
+            if "text" in item:
+                decoded = parse_json_record(item["text"], line)
+                if isinstance(decoded, Malformed):
+                    ctx.reject({"source": location}, decoded.reason, decoded.field)
+                    continue
+                data = decoded.data
+            elif "reason" in item:
                 ctx.reject({"source": location}, item["reason"], item["field"])
                 continue
+            else:
+                data = item["data"]
             declared_before = ctx.declarations
             try:
-                produced = list(source_format.parse(item["data"], spec, ctx))
+                produced = list(source_format.parse(data, spec, ctx))
             except RecordError as exc:
                 ctx.reject({"source": location}, exc.reason, exc.field)
                 continue
             if not produced:
                 if ctx.declarations == declared_before:
                     raise ConservationError(f"source format {spec.format!r} returned no row for a record without "
-                                            f"declaring why", file=display, line=item["line"])
+                                            f"declaring why", file=display, line=line)
             if len(produced) > 1:
                 ctx.created(len(produced) - 1)
             for row in produced:
