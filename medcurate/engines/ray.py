@@ -65,16 +65,27 @@ class RayExecutor:
 
     def map(self, steps: list[SegmentStep], settings: SegmentSettings,
             batches: Iterable[list[Row]]) -> Iterator[tuple[list[Row], list[StageReport]]]:
-        window: list[bytes] = []
-        rows = 0
-        for batch in batches:
-            window.append(dump_rows(batch))
-            rows += len(batch)
-            if rows >= WINDOW_ROWS:
-                yield from map(load_rows, self._run(window, steps, settings))
-                window, rows = [], 0
-        if window:
-            yield from map(load_rows, self._run(window, steps, settings))
+        """Results in the order of the batches. A window runs on Ray (waited on in a thread) while
+        the driver reads the next one and takes the previous one's results on downstream, so
+        the driver's work and the workers' overlap; at most two windows are in flight."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="medcurate-ray-window") as waiter:
+            running: Future | None = None
+            window: list[bytes] = []
+            rows = 0
+            for batch in batches:
+                window.append(dump_rows(batch))
+                rows += len(batch)
+                if rows >= WINDOW_ROWS:
+                    submitted = waiter.submit(self._run, window, steps, settings)
+                    if running is not None:
+                        yield from map(load_rows, running.result())
+                    running, window, rows = submitted, [], 0
+            last = waiter.submit(self._run, window, steps, settings) if window else None
+            for future in (running, last):
+                if future is not None:
+                    yield from map(load_rows, future.result())
 
     def _run(self, window: list[bytes], steps: list[SegmentStep], settings: SegmentSettings) -> list[bytes]:
         dataset = self.ray.data.from_items([{"index": index, "payload": item} for index, item in enumerate(window)],
