@@ -2,12 +2,15 @@
 
 The streaming engine hands this executor windows of batches; each window becomes a Ray
 Dataset of serialised batches whose ``map_batches`` runs the same ``run_segment`` as the local
-engine, one batch per task, with the order of the batches preserved. The whole-pass decisions
+engine, one batch per task, with the order of the batches preserved; the first segment parses
+the record files (and decodes JSON Lines) there, and the row-local phases of whole-pass steps
+(CMedINS and KG rendering) run there too. A window runs while the driver prepares the next
+one. The whole-pass decisions
 become Ray's own grouping once their keys outgrow the driver: dedupe's first occurrences a
 ``groupby(digest).min(position)`` over the digests in Ray's object store (the first 2M distinct
 digests are decided on the driver, as on the local engine), and the held-out thresholds of the
 splits a ``groupby(stratum)`` keeping each stratum's smallest keys (past ``DRIVER_RECORDS``
-keys). The driver reads the sources, applies those decisions to the rows it spilled and writes
+keys). The driver reads the files, applies those decisions to the rows it spilled and writes
 Parquet, so the version is the one the local engine publishes. On a cluster (``--ray-address``)
 the workers need medcurate installed and the recipe's base folder and store on a shared path.
 """
