@@ -21,6 +21,12 @@ class MedcurateError(Exception):
         """Pickled whole (a build's worker process sends it back with its file, line and field)."""
         return _rebuild, (type(self), self.message, self.file, self.line, self.field)
 
+    def in_file(self, file: str) -> None:
+        """Name ``file`` when the error names none yet (raised deep inside a reader or parser)."""
+        if self.file is None:
+            self.file = file
+            self.args = (self.format(),)
+
     def format(self) -> str:
         location = ""
         if self.file:

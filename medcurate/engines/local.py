@@ -422,9 +422,7 @@ class StreamingBuild:
                 else:
                     yield {RAW: index, "record": number, "line": item.line, "data": item.data}
         except MedcurateError as exc:
-            if exc.file is None:
-                exc.file = str(spec.path)
-                exc.args = (exc.format(),)
+            exc.in_file(str(spec.path))
             raise
         finally:
             bar.close()
@@ -676,9 +674,7 @@ def parse_records(items: Iterable[Row], parsing: SourceParsing, ctx: StepContext
                 ledger.rows_out += 1
                 yield row
     except MedcurateError as exc:
-        if exc.file is None:
-            exc.file = str(spec.path)
-            exc.args = (exc.format(),)
+        exc.in_file(str(spec.path))
         raise
 
 

@@ -235,18 +235,23 @@ def test_digest_table_agrees_with_a_set_when_slots_collide():
     assert DigestTable(limit=10).add_new(pool_high[:50], pool_low[:50]) is None
 
 
+def _every_column_recipe(tmp_path: Path, name: str, rows: list[dict]) -> dict:
+    """A recipe reading ``rows`` from a JSONL file, keeping every column they have."""
+    data = tmp_path / f"{name}.jsonl"
+    data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return {"name": name, "kind": "instruction",
+            "sources": [{"name": "rows", "path": str(data), "options": {"keep_unmapped": True}}]}
+
+
 def test_columns_that_change_type_after_their_chunk_was_spilled(tmp_path, monkeypatch):
     """A list column of ints that later holds a float, a struct that later gains a key and an
     int column that later becomes JSON: their spilled chunks are rebuilt from the kept values."""
     monkeypatch.setattr("medcurate.store.SCHEMA_CHUNK_ROWS", 8)
-    data = tmp_path / "changing.jsonl"
     rows = [{"instruction": f"问题{i}", "query": "", "answer": f"回答{i}", "task": "qa",
              "doses": [i, i + 1] if i < 30 else [0.5], "vitals": {"hr": i} if i < 30 else {"hr": i, "bp": "120/80"},
              "late": [i] if i < 30 else "文字", "mixed": [1, 2.5] if i % 2 else None}
             for i in range(40)]
-    data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    recipe = {"name": "changing", "kind": "instruction",
-              "sources": [{"name": "rows", "path": str(data), "options": {"keep_unmapped": True}}]}
+    recipe = _every_column_recipe(tmp_path, "changing", rows)
     streamed = build(recipe_from_dict(recipe), store=tmp_path / "a", batch_size=3)
     held = build(recipe_from_dict(recipe), store=tmp_path / "b", engine="memory")
     assert _files(streamed.version) == _files(held.version) and streamed.manifest["json_columns"] == ["late"]
@@ -287,12 +292,9 @@ def test_build_command_takes_engine_workers_and_batch_size(tmp_path):
 
 def test_a_column_whose_type_changes_late_is_stored_as_json(tmp_path, monkeypatch):
     monkeypatch.setattr("medcurate.store.SCHEMA_CHUNK_ROWS", 8)
-    data = tmp_path / "mixed.jsonl"
     rows = [{"instruction": f"问题{i}", "query": "", "answer": f"回答{i}", "task": "qa", "extra": i if i < 30 else {"n": i}}
             for i in range(40)]
-    data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    recipe = {"name": "mixed", "kind": "instruction",
-              "sources": [{"name": "rows", "path": str(data), "options": {"keep_unmapped": True}}]}
+    recipe = _every_column_recipe(tmp_path, "mixed", rows)
     streamed = build(recipe_from_dict(recipe), store=tmp_path / "a", batch_size=3)
     held = build(recipe_from_dict(recipe), store=tmp_path / "b", engine="memory")
     assert streamed.manifest["json_columns"] == ["extra"] and _files(streamed.version) == _files(held.version)
